@@ -1,0 +1,1 @@
+"""Everything Tongzhi says to WeChat goes through this package."""

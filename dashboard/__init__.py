@@ -1,0 +1,98 @@
+"""Tongzhi: the operations console for WeChat mini-program subscribe messages."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+from . import config as config_module
+from .models.types import utcnow
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
+    """Create and configure an instance of the dashboard.
+
+    Settings come from the environment (see ``dashboard.config``); ``test_config`` overrides them
+    and skips the environment entirely, so tests never depend on the shell they run in.
+    """
+    app = Flask(
+        __name__,
+        instance_path=(test_config or {}).get("INSTANCE_PATH"),
+        instance_relative_config=True,
+        template_folder=str(ROOT / "templates"),
+        static_folder=str(ROOT / "static"),
+    )
+    instance_path = Path(app.instance_path)
+    app.config.update(config_module.STATIC_DEFAULTS)
+    if test_config is None:
+        app.config.update(config_module.settings_from_environment(instance_path))
+    else:
+        # Tests never read the shell's environment, nor write a generated key into the instance folder.
+        defaults = {"TONGZHI_ENV": "embedded", "SECRET_KEY": "test-only-secret-key-not-for-use"}
+        app.config.update(config_module.load_settings(defaults, instance_path))
+        app.config.update(test_config)
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite:///"):
+        instance_path.mkdir(parents=True, exist_ok=True)
+
+    _configure_logging(app)
+    _init_extensions(app)
+    _register_blueprints(app)
+
+    from . import access, cli, errors, security
+
+    access.init_app(app)
+    errors.register_error_handlers(app)
+    security.init_app(app)
+    cli.init_app(app)
+    app.jinja_env.globals["now_utc"] = utcnow
+
+    if app.config.get("AUTO_MIGRATE") and not app.config.get("TESTING"):
+        from .database import upgrade_to_head
+
+        upgrade_to_head(app)
+    return app
+
+
+def _configure_logging(app: Flask) -> None:
+    from .log_redaction import SecretRedactingFilter
+
+    redactor = SecretRedactingFilter.from_config(app.config)
+    app.logger.addFilter(redactor)
+    for handler in logging.getLogger().handlers + app.logger.handlers:
+        handler.addFilter(redactor)
+    app.extensions["secret_redactor"] = redactor
+
+
+def _init_extensions(app: Flask) -> None:
+    from . import database, i18n
+    from .auth.services import load_operator
+    from .extensions import csrf, db, login_manager, migrate
+
+    database.init_app(app)
+    migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True)
+    csrf.init_app(app)
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.login"
+    login_manager.session_protection = "basic"
+    login_manager.user_loader(load_operator)
+    i18n.init_app(app)
+
+
+def _register_blueprints(app: Flask) -> None:
+    from .audit.views import bp as audit_bp
+    from .auth.views import bp as auth_bp
+    from .home.views import bp as home_bp
+    from .operators.views import bp as operators_bp
+    from .settings.views import bp as settings_bp
+
+    app.register_blueprint(auth_bp)
+    app.register_blueprint(home_bp)
+    app.register_blueprint(operators_bp, url_prefix="/settings/operators")
+    app.register_blueprint(audit_bp, url_prefix="/settings/audit")
+    app.register_blueprint(settings_bp, url_prefix="/settings")

@@ -1,0 +1,91 @@
+"""Login, logout, own password, language choice."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, session, url_for
+from flask_babel import format_datetime
+from flask_babel import gettext as _
+from flask_login import current_user, login_user, logout_user
+
+from ..access import public, requires
+from ..audit.services import record
+from ..extensions import db
+from ..models import Role
+from . import services
+from .forms import LoginForm, PasswordChangeForm
+
+bp = Blueprint("auth", __name__)
+
+
+def _safe_next(target: str | None) -> str:
+    """Only same-site paths: an open redirect after login would be a phishing tool."""
+    if target and target.startswith("/") and not target.startswith("//") and not urlsplit(target).netloc:
+        return target
+    return url_for("home.index")
+
+
+@bp.route("/login", methods=("GET", "POST"))
+@public
+def login():
+    if current_user.is_authenticated:
+        return redirect(url_for("home.index"))
+    form = LoginForm(next=request.args.get("next", ""))
+    if form.validate_on_submit():
+        result = services.authenticate(form.email.data, form.password.data)
+        db.session.commit()
+        if result.ok:
+            session.clear()  # a fresh session at login defeats session fixation
+            login_user(result.operator)
+            session.permanent = True
+            return redirect(_safe_next(form.next.data))
+        if result.failure == "locked":
+            form.form_errors.append(
+                _(
+                    "Too many failed attempts: this account is locked until %(time)s.",
+                    time=format_datetime(result.locked_until, "short"),
+                )
+            )
+        elif result.failure == "disabled":
+            form.form_errors.append(_("This account is disabled. Ask an administrator."))
+        else:
+            form.form_errors.append(_("Wrong email or password."))
+    return render_template("auth/login.html", form=form)
+
+
+@bp.route("/logout", methods=("POST",))
+@requires(Role.viewer)
+def logout():
+    record("auth.logout", current_user._get_current_object())
+    db.session.commit()
+    logout_user()
+    session.clear()
+    flash(_("You are logged out."), "info")
+    return redirect(url_for("auth.login"))
+
+
+@bp.route("/account/password", methods=("GET", "POST"))
+@requires(Role.viewer)
+def change_password():
+    operator = current_user._get_current_object()
+    form = PasswordChangeForm(operator)
+    if form.validate_on_submit():
+        services.change_password(operator, form.new_password.data)
+        db.session.commit()
+        flash(_("Your password is changed."), "success")
+        return redirect(url_for("home.index"))
+    return render_template("auth/password.html", form=form)
+
+
+@bp.route("/language/<code>", methods=("POST",))
+@public
+def set_language(code: str):
+    """Switch the UI language; remembered on the operator when logged in, in the session otherwise."""
+    if code not in current_app.config["LANGUAGES"]:
+        abort(404)
+    session["locale"] = code
+    if current_user.is_authenticated:
+        services.set_locale(current_user._get_current_object(), code)
+        db.session.commit()
+    return redirect(_safe_next(request.form.get("next")))

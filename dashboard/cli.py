@@ -1,0 +1,67 @@
+"""Command-line tools: ``flask create-operator``, ``flask check-settings``, ``flask demo-admin``."""
+
+from __future__ import annotations
+
+import secrets
+import sys
+
+import click
+from flask import Flask, current_app
+from sqlalchemy import func, select
+
+from .config import effective_settings
+from .extensions import db
+from .models import Operator, Role
+from .models.operator import MIN_PASSWORD_LENGTH
+from .operators import services as operator_services
+
+DEMO_ADMIN_EMAIL = "admin@tongzhi.local"
+
+
+@click.command("create-operator")
+@click.argument("email")
+@click.option("--role", type=click.Choice([role.value for role in Role]), default=Role.viewer.value, show_default=True)
+@click.option("--name", default="", help="Display name.")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input instead of prompting.")
+def create_operator_command(email: str, role: str, name: str, password_stdin: bool) -> None:
+    """Add an operator who can log in to the console."""
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise click.ClickException(f"The password must have at least {MIN_PASSWORD_LENGTH} characters.")
+    try:
+        operator = operator_services.create_operator(email, password, role, name)
+    except operator_services.OperatorError as error:
+        raise click.ClickException(str(error)) from None
+    db.session.commit()
+    click.echo(f"Created operator {operator.email} with role {operator.role.value}.")
+
+
+@click.command("check-settings")
+def check_settings_command() -> None:
+    """Print the effective configuration, secrets masked."""
+    width = max(len(name) for name, _ in effective_settings(current_app.config))
+    for name, shown in effective_settings(current_app.config):
+        click.echo(f"{name.ljust(width)}  {shown}")
+
+
+@click.command("demo-admin")
+def demo_admin_command() -> None:
+    """Create a demo admin with a random password when no operator exists yet, and print the credentials."""
+    count = db.session.scalar(select(func.count()).select_from(Operator))
+    if count:
+        click.echo(f"{count} operator(s) already exist; no demo admin created.")
+        return
+    password = secrets.token_urlsafe(12)
+    operator_services.create_operator(DEMO_ADMIN_EMAIL, password, Role.admin, "Demo admin")
+    db.session.commit()
+    click.echo("Demo admin created. Log in at http://127.0.0.1:5000/login with")
+    click.echo(f"  email:    {DEMO_ADMIN_EMAIL}")
+    click.echo(f"  password: {password}")
+
+
+def init_app(app: Flask) -> None:
+    for command in (create_operator_command, check_settings_command, demo_admin_command):
+        app.cli.add_command(command)

@@ -1,0 +1,236 @@
+"""Configuration: read once from the environment in ``create_app``, failing loudly on junk.
+
+Every setting has a safe default except ``SECRET_KEY`` in production, which must be given.
+Nothing here runs at import time; ``load_settings`` is a plain function of an environment mapping.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+WECHAT_API_HOST = "https://api.weixin.qq.com"
+DEFAULT_TIMEZONE = "Asia/Shanghai"
+ENVIRONMENTS = ("embedded", "production")
+
+# Settings whose values must never be shown, logged or echoed in an error.
+SECRET_SETTINGS = ("SECRET_KEY", "WECHAT_SECRET", "WECHAT_PUSH_TOKEN", "WECHAT_PUSH_AES_KEY")
+# Settings that are URLs and may carry a password in their netloc.
+URL_SETTINGS = ("DATABASE_URL", "SQLALCHEMY_DATABASE_URI", "REDIS_URL")
+
+
+class ConfigError(RuntimeError):
+    """A setting is missing or malformed; the message says which and how to fix it."""
+
+
+def env_bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    value = raw.strip().lower()
+    if value in ("true", "1", "yes", "on"):
+        return True
+    if value in ("false", "0", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be true or false, not {raw!r}.")
+
+
+def env_int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, not {raw!r}.") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}, not {value}.")
+    return value
+
+
+def _http_base(env: Mapping[str, str], name: str, default: str) -> str:
+    raw = (env.get(name) or default).strip()
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigError(f"{name} must be an http(s) URL such as {default}, not {raw!r}.")
+    return raw.rstrip("/")
+
+
+def _database_url(env: Mapping[str, str], instance_path: Path) -> str:
+    raw = (env.get("DATABASE_URL") or "").strip()
+    if not raw:
+        return f"sqlite:///{instance_path / 'tongzhi.db'}"
+    # Heroku-style and plain PostgreSQL URLs are mapped to the psycopg 3 driver we ship.
+    if raw.startswith("postgres://"):
+        raw = "postgresql://" + raw[len("postgres://") :]
+    if raw.startswith("postgresql://"):
+        raw = "postgresql+psycopg://" + raw[len("postgresql://") :]
+    try:
+        url = make_url(raw)
+    except ArgumentError:
+        raise ConfigError(
+            "DATABASE_URL is not a database URL (expected e.g. postgresql://user@host/db)."
+        ) from None
+    if url.get_backend_name() not in ("sqlite", "postgresql"):
+        raise ConfigError(
+            f"DATABASE_URL names the {url.get_backend_name()!r} backend; Tongzhi runs on SQLite or PostgreSQL."
+        )
+    return raw
+
+
+def _redis_url(env: Mapping[str, str]) -> str | None:
+    raw = (env.get("REDIS_URL") or "").strip()
+    if not raw:
+        return None
+    if urlsplit(raw).scheme not in ("redis", "rediss", "unix"):
+        raise ConfigError("REDIS_URL must start with redis://, rediss:// or unix://.")
+    return raw
+
+
+def _timezone(env: Mapping[str, str]) -> str:
+    raw = (env.get("TIMEZONE") or DEFAULT_TIMEZONE).strip()
+    try:
+        ZoneInfo(raw)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"TIMEZONE {raw!r} is not an IANA time zone name such as Asia/Shanghai.") from None
+    return raw
+
+
+def _aes_key(env: Mapping[str, str]) -> str | None:
+    raw = (env.get("WECHAT_PUSH_AES_KEY") or "").strip()
+    if not raw:
+        return None
+    # Do not echo the value: it is a secret.
+    if len(raw) != 43 or not raw.isascii() or not raw.isalnum():
+        raise ConfigError("WECHAT_PUSH_AES_KEY must be the 43 letters and digits of the EncodingAESKey.")
+    return raw
+
+
+def _secret_key(env: Mapping[str, str], environment: str, instance_path: Path) -> str:
+    raw = env.get("SECRET_KEY") or ""
+    if raw:
+        if len(raw) < 16:
+            raise ConfigError("SECRET_KEY is too short: use at least 16 random characters.")
+        return raw
+    if environment == "production":
+        raise ConfigError(
+            "SECRET_KEY is not set. Tongzhi refuses to start in production without it: "
+            "set SECRET_KEY to a long random string (python -c 'import secrets; print(secrets.token_hex(32))'), "
+            "or set TONGZHI_ENV=embedded for a local run."
+        )
+    # Embedded default: generate once and keep it beside the database, so sessions survive restarts.
+    key_file = instance_path / "secret_key"
+    if key_file.exists():
+        return key_file.read_text().strip()
+    instance_path.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_hex(32)
+    key_file.write_text(key)
+    key_file.chmod(0o600)
+    return key
+
+
+def load_settings(env: Mapping[str, str], instance_path: Path) -> dict[str, Any]:
+    """Return the Flask config mapping derived from ``env``.
+
+    :raise ConfigError: when a value is missing or malformed.
+    """
+    environment = (env.get("TONGZHI_ENV") or "production").strip().lower()
+    if environment not in ENVIRONMENTS:
+        raise ConfigError(f"TONGZHI_ENV must be embedded or production, not {environment!r}.")
+    embedded = environment == "embedded"
+    appid = (env.get("WECHAT_APPID") or "").strip() or None
+    secure_cookies = env_bool(env, "SESSION_COOKIE_SECURE", default=not embedded)
+    return {
+        "TONGZHI_ENV": environment,
+        "SECRET_KEY": _secret_key(env, environment, instance_path),
+        "SQLALCHEMY_DATABASE_URI": _database_url(env, instance_path),
+        "REDIS_URL": _redis_url(env),
+        "TIMEZONE": _timezone(env),
+        "WECHAT_APPID": appid,
+        "WECHAT_SECRET": (env.get("WECHAT_SECRET") or "").strip() or None,
+        "WECHAT_API_BASE": _http_base(env, "WECHAT_API_BASE", WECHAT_API_HOST),
+        "WECHAT_PUSH_TOKEN": (env.get("WECHAT_PUSH_TOKEN") or "").strip() or None,
+        "WECHAT_PUSH_AES_KEY": _aes_key(env),
+        # Migrating on start is what makes the embedded default a one-command product.
+        "AUTO_MIGRATE": env_bool(env, "AUTO_MIGRATE", default=embedded),
+        "LOGIN_MAX_FAILURES": env_int(env, "LOGIN_MAX_FAILURES", 5, minimum=1),
+        "LOGIN_LOCKOUT_MINUTES": env_int(env, "LOGIN_LOCKOUT_MINUTES", 15, minimum=1),
+        "SESSION_COOKIE_SECURE": secure_cookies,
+        "REMEMBER_COOKIE_SECURE": secure_cookies,
+        "PERMANENT_SESSION_LIFETIME": timedelta(hours=env_int(env, "SESSION_HOURS", 12, minimum=1)),
+    }
+
+
+# Defaults that do not depend on the environment.
+STATIC_DEFAULTS: dict[str, Any] = {
+    "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+    "SESSION_COOKIE_HTTPONLY": True,
+    "SESSION_COOKIE_SAMESITE": "Lax",
+    "SESSION_COOKIE_NAME": "tongzhi_session",
+    "REMEMBER_COOKIE_HTTPONLY": True,
+    "REMEMBER_COOKIE_SAMESITE": "Lax",
+    "WTF_CSRF_TIME_LIMIT": None,  # tied to the session instead; an open tab should not go stale
+    "BABEL_DEFAULT_LOCALE": "zh",
+    "BABEL_DEFAULT_TIMEZONE": "UTC",
+    "LANGUAGES": {"zh": "中文", "en": "English"},
+    "MAX_CONTENT_LENGTH": 2 * 1024 * 1024,
+}
+
+
+def mask_url(url: str | None) -> str | None:
+    """Hide the password of a URL (``postgresql://u:***@host/db``)."""
+    if not url:
+        return url
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)
+    userinfo = netloc[0].split(":", 1)[0]
+    return urlunsplit(parts._replace(netloc=f"{userinfo}:***@{netloc[1]}"))
+
+
+def effective_settings(config: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The settings an operator may see, secrets masked: for ``check-settings`` and the settings page."""
+    names = (
+        "TONGZHI_ENV",
+        "SECRET_KEY",
+        "SQLALCHEMY_DATABASE_URI",
+        "REDIS_URL",
+        "TIMEZONE",
+        "WECHAT_APPID",
+        "WECHAT_SECRET",
+        "WECHAT_API_BASE",
+        "WECHAT_PUSH_TOKEN",
+        "WECHAT_PUSH_AES_KEY",
+        "AUTO_MIGRATE",
+        "LOGIN_MAX_FAILURES",
+        "LOGIN_LOCKOUT_MINUTES",
+        "SESSION_COOKIE_SECURE",
+    )
+    rows = []
+    for name in names:
+        value = config.get(name)
+        if name in SECRET_SETTINGS:
+            shown = "(set, hidden)" if value else "(not set)"
+        elif name in URL_SETTINGS:
+            shown = mask_url(value) or "(not set)"
+        elif value is None:
+            shown = "(not set)"
+        else:
+            shown = str(value)
+        label = "DATABASE_URL" if name == "SQLALCHEMY_DATABASE_URI" else name
+        rows.append((label, shown))
+    return rows
+
+
+def settings_from_environment(instance_path: Path) -> dict[str, Any]:
+    return load_settings(os.environ, instance_path)

@@ -1,0 +1,25 @@
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import BooleanField, EmailField, PasswordField, SelectField, StringField
+from wtforms.validators import DataRequired, Email, Length
+
+from ..models import Role
+from ..models.operator import MIN_PASSWORD_LENGTH
+
+
+def role_choices():
+    return [(Role.viewer.value, _l("Viewer")), (Role.marketer.value, _l("Marketer")), (Role.admin.value, _l("Admin"))]
+
+
+class OperatorCreateForm(FlaskForm):
+    email = EmailField(_l("Email"), validators=[DataRequired(), Email(), Length(max=254)])
+    name = StringField(_l("Name"), validators=[Length(max=80)])
+    role = SelectField(_l("Role"), choices=role_choices, default=Role.viewer.value)
+    password = PasswordField(
+        _l("Initial password"), validators=[DataRequired(), Length(min=MIN_PASSWORD_LENGTH, max=1024)]
+    )
+
+
+class OperatorUpdateForm(FlaskForm):
+    role = SelectField(_l("Role"), choices=role_choices)
+    disabled = BooleanField(_l("Disabled"))

@@ -1,0 +1,42 @@
+# Two commands on a fresh machine: `make run` and `make test`. Only python3 (3.11+) and make are needed.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+HOST   ?= 127.0.0.1
+PORT   ?= 5000
+export TONGZHI_ENV ?= embedded
+
+.PHONY: run test lint translations clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+translations: $(VENV)/.installed
+	$(BIN)/python scripts/build_translations.py
+
+## Serve the dashboard on http://$(HOST):$(PORT) with the embedded defaults (SQLite in instance/).
+run: $(VENV)/.installed translations
+	$(BIN)/flask --app wsgi db upgrade
+	$(BIN)/flask --app wsgi demo-admin
+	$(BIN)/flask --app wsgi run --host $(HOST) --port $(PORT)
+
+## Run the whole test suite (PostgreSQL/Redis/browser tests run when TEST_DATABASE_URL, REDIS_URL, chromium exist).
+test: $(VENV)/.installed-test translations
+	$(BIN)/ruff check .
+	$(BIN)/pytest
+
+lint: $(VENV)/.installed-test
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+clean:
+	rm -rf $(VENV) instance .pytest_cache .ruff_cache dashboard/translations/*/

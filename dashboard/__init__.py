@@ -60,13 +60,11 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
 
 
 def _configure_logging(app: Flask) -> None:
-    from .log_redaction import SecretRedactingFilter
+    from .log_redaction import SecretRedactor
 
-    redactor = SecretRedactingFilter.from_config(app.config)
-    app.logger.addFilter(redactor)
-    for handler in logging.getLogger().handlers + app.logger.handlers:
-        handler.addFilter(redactor)
-    app.extensions["secret_redactor"] = redactor
+    app.extensions["secret_redactor"] = SecretRedactor.from_config(app.config)
+    if not app.debug and not app.testing:
+        app.logger.setLevel(logging.INFO)
 
 
 def _init_extensions(app: Flask) -> None:

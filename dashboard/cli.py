@@ -7,6 +7,7 @@ import sys
 
 import click
 from flask import Flask, current_app
+from flask.cli import with_appcontext
 from sqlalchemy import func, select
 
 from .config import effective_settings
@@ -19,10 +20,15 @@ DEMO_ADMIN_EMAIL = "admin@tongzhi.local"
 
 
 @click.command("create-operator")
+@with_appcontext
 @click.argument("email")
-@click.option("--role", type=click.Choice([role.value for role in Role]), default=Role.viewer.value, show_default=True)
+@click.option(
+    "--role", type=click.Choice([role.value for role in Role]), default=Role.viewer.value, show_default=True
+)
 @click.option("--name", default="", help="Display name.")
-@click.option("--password-stdin", is_flag=True, help="Read the password from standard input instead of prompting.")
+@click.option(
+    "--password-stdin", is_flag=True, help="Read the password from standard input instead of prompting."
+)
 def create_operator_command(email: str, role: str, name: str, password_stdin: bool) -> None:
     """Add an operator who can log in to the console."""
     if password_stdin:
@@ -40,6 +46,7 @@ def create_operator_command(email: str, role: str, name: str, password_stdin: bo
 
 
 @click.command("check-settings")
+@with_appcontext
 def check_settings_command() -> None:
     """Print the effective configuration, secrets masked."""
     width = max(len(name) for name, _ in effective_settings(current_app.config))
@@ -48,6 +55,7 @@ def check_settings_command() -> None:
 
 
 @click.command("demo-admin")
+@with_appcontext
 def demo_admin_command() -> None:
     """Create a demo admin with a random password when no operator exists yet, and print the credentials."""
     count = db.session.scalar(select(func.count()).select_from(Operator))

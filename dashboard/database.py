@@ -44,5 +44,3 @@ def upgrade_to_head(app: Flask) -> None:
     with open(lock_path, "w") as lock, app.app_context():
         fcntl.flock(lock, fcntl.LOCK_EX)
         upgrade()
-
-

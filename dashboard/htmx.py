@@ -17,8 +17,8 @@ def is_htmx() -> bool:
     )
 
 
-def render_page_or_fragment(page: str, fragment: str, **context: Any) -> Response:
-    """Render ``fragment`` for htmx requests and ``page`` (which includes it) otherwise."""
-    response = make_response(render_template(fragment if is_htmx() else page, **context))
+def render_page_or_fragment(page_template: str, fragment_template: str, **context: Any) -> Response:
+    """Render the fragment for htmx requests and the page (which includes it) otherwise."""
+    response = make_response(render_template(fragment_template if is_htmx() else page_template, **context))
     response.headers.add("Vary", "HX-Request")
     return response

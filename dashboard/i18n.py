@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from flask import Flask, current_app, request, session
-from flask_login import current_user
-
+from flask import Flask, current_app, has_request_context, request, session
 from flask_babel import get_locale
+from flask_login import current_user
 
 from .extensions import babel
 
 
 def select_locale() -> str:
+    if not has_request_context():
+        return "en"  # command-line tools speak English, like their --help
     languages = current_app.config["LANGUAGES"]
     if current_user.is_authenticated and current_user.locale in languages:
         return current_user.locale

@@ -1,59 +1,82 @@
-"""Log hygiene: secret values never reach a log line, whatever code logs them."""
+"""Log hygiene: secret values never reach a log line, whichever logger or handler carries them.
+
+Redaction happens where records are made (a LogRecord factory), so it covers every logger in the
+process and handlers added later, such as gunicorn's.
+"""
 
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Mapping
 from typing import Any
 
 from .config import SECRET_SETTINGS, URL_SETTINGS, mask_url
 
 MASK = "***"
+MIN_SECRET_LENGTH = 4  # shorter values would mask ordinary words
+
+_lock = threading.Lock()
+_replacements: dict[str, str] = {}
+_ordered: list[tuple[str, str]] = []
+_installed = False
 
 
-class SecretRedactingFilter(logging.Filter):
-    """Replaces every configured secret value (and URL passwords) in a record with ``***``."""
+def redact(text: str) -> str:
+    for secret, replacement in _ordered:
+        if secret in text:
+            text = text.replace(secret, replacement)
+    return text
 
-    def __init__(self, replacements: Mapping[str, str]):
-        super().__init__()
-        # Longest first so a secret that contains another is masked whole.
-        self.replacements = sorted(replacements.items(), key=lambda item: -len(item[0]))
+
+class SecretRedactor:
+    """The app's handle on the process-wide list of values to mask (``app.extensions["secret_redactor"]``)."""
 
     @classmethod
-    def from_config(cls, config: Mapping[str, Any]) -> SecretRedactingFilter:
-        replacements: dict[str, str] = {}
+    def from_config(cls, config: Mapping[str, Any]) -> SecretRedactor:
+        redactor = cls()
         for name in SECRET_SETTINGS:
-            value = config.get(name)
-            if value and len(str(value)) >= 4:
-                replacements[str(value)] = MASK
+            if config.get(name):
+                redactor.add(str(config[name]))
         for name in URL_SETTINGS:
             value = config.get(name)
             masked = mask_url(value)
             if value and masked != value:
-                replacements[str(value)] = str(masked)
-        return cls(replacements)
+                redactor.add(str(value), str(masked))
+        _install()
+        return redactor
 
-    def add(self, secret: str) -> None:
-        """Register a value learned at run time (an access token, say)."""
-        if secret and len(secret) >= 4:
-            self.replacements = sorted(
-                [*self.replacements, (secret, MASK)], key=lambda item: -len(item[0])
-            )
+    def add(self, secret: str, replacement: str = MASK) -> None:
+        """Register a value learned at run time too (an access token, say)."""
+        global _ordered
+        if not secret or len(secret) < MIN_SECRET_LENGTH:
+            return
+        with _lock:
+            _replacements[secret] = replacement
+            # Longest first, so a secret that contains another is masked whole.
+            _ordered = sorted(_replacements.items(), key=lambda item: -len(item[0]))
 
-    def redact(self, text: str) -> str:
-        for secret, replacement in self.replacements:
-            if secret in text:
-                text = text.replace(secret, replacement)
-        return text
+    redact = staticmethod(redact)
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        redacted = self.redact(message)
-        if redacted != message:
-            record.msg, record.args = redacted, None
-        if record.exc_info and record.exc_info[1] is not None:
-            text = logging.Formatter().formatException(record.exc_info)
-            redacted_exc = self.redact(text)
-            if redacted_exc != text:
-                record.exc_text = redacted_exc
-        return True
+
+def _install() -> None:
+    global _installed
+    with _lock:
+        if _installed:
+            return
+        previous = logging.getLogRecordFactory()
+
+        def make_record(*args: Any, **kwargs: Any) -> logging.LogRecord:
+            record = previous(*args, **kwargs)
+            if not _ordered:
+                return record
+            message = record.getMessage()
+            redacted = redact(message)
+            if redacted != message:
+                record.msg, record.args = redacted, None
+            if record.exc_info and record.exc_info[1] is not None:
+                record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
+            return record
+
+        logging.setLogRecordFactory(make_record)
+        _installed = True

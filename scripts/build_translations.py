@@ -19,14 +19,24 @@ from babel.messages.pofile import write_po
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "dashboard" / "translations"
-KEYWORDS = {"_": None, "gettext": None, "ngettext": (1, 2), "_l": None, "lazy_gettext": None, "lazy_ngettext": (1, 2)}
+KEYWORDS = {
+    "_": None,
+    "gettext": None,
+    "ngettext": (1, 2),
+    "_l": None,
+    "lazy_gettext": None,
+    "lazy_ngettext": (1, 2),
+}
 METHODS = [("dashboard/**.py", "python"), ("templates/**.html", "jinja2")]
 
 
 def extract() -> Catalog:
     catalog = Catalog(project="Tongzhi")
     for filename, lineno, message, comments, context in extract_from_dir(
-        str(ROOT), METHODS, keywords=KEYWORDS, options_map={"templates/**.html": {"extensions": "jinja2.ext.i18n"}}
+        str(ROOT),
+        METHODS,
+        keywords=KEYWORDS,
+        options_map={"templates/**.html": {"extensions": "jinja2.ext.i18n"}},
     ):
         if filename.startswith("dashboard/sandbox"):
             continue  # the sandbox has its own fixed bilingual labels

@@ -48,7 +48,9 @@ def migrate_to_head(database_url: str, instance_path: Path) -> None:
 
 
 def postgres_url_for(name: str) -> str:
-    base = sa.engine.make_url(os.environ["TEST_DATABASE_URL"].replace("postgresql://", "postgresql+psycopg://", 1))
+    base = sa.engine.make_url(
+        os.environ["TEST_DATABASE_URL"].replace("postgresql://", "postgresql+psycopg://", 1)
+    )
     return base.set(database=name).render_as_string(hide_password=False)
 
 
@@ -106,9 +108,9 @@ def database_url(backend, request, tmp_path) -> str:
 
 
 @pytest.fixture
-def config_overrides() -> dict:
-    """Override in a test module (or with indirect parametrisation) to change the app's config."""
-    return {}
+def config_overrides(request) -> dict:
+    """Config for the app fixture: parametrise indirectly, or override the fixture in a module."""
+    return getattr(request, "param", {})
 
 
 @pytest.fixture

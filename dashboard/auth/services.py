@@ -50,14 +50,18 @@ def authenticate(email: str, password: str, now: datetime | None = None) -> Logi
     operator = find_operator(email)
     if operator is None:
         # Same answer as a wrong password: the form must not reveal which emails exist.
-        record("auth.login_failed", target_type="operator", actor_email=normalize_email(email), reason="unknown")
+        record(
+            "auth.login_failed", target_type="operator", actor_email=normalize_email(email), reason="unknown"
+        )
         return LoginResult(failure="credentials")
     if operator.is_locked(now):
         record("auth.login_refused", operator, actor=operator, reason="locked")
         return LoginResult(failure="locked", locked_until=operator.locked_until)
     if not operator.check_password(password):
         operator.failed_logins += 1
-        record("auth.login_failed", operator, actor=operator, reason="password", failures=operator.failed_logins)
+        record(
+            "auth.login_failed", operator, actor=operator, reason="password", failures=operator.failed_logins
+        )
         if operator.failed_logins >= current_app.config["LOGIN_MAX_FAILURES"]:
             operator.locked_until = now + timedelta(minutes=current_app.config["LOGIN_LOCKOUT_MINUTES"])
             operator.failed_logins = 0

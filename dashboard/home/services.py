@@ -22,7 +22,11 @@ def home_figures() -> HomeFigures:
     ).all()
     by_role = {role.value: 0 for role in Role}
     by_role.update({role.value: count for role, count in rows})
-    disabled = db.session.scalar(select(func.count()).select_from(Operator).where(Operator.is_disabled.is_(True)))
+    disabled = db.session.scalar(
+        select(func.count()).select_from(Operator).where(Operator.is_disabled.is_(True))
+    )
     since = utcnow() - timedelta(hours=24)
     events = db.session.scalar(select(func.count()).select_from(AuditEvent).where(AuditEvent.at >= since))
-    return HomeFigures(operators_by_role=by_role, operators_disabled=disabled or 0, audit_events_today=events or 0)
+    return HomeFigures(
+        operators_by_role=by_role, operators_disabled=disabled or 0, audit_events_today=events or 0
+    )

@@ -1,7 +1,8 @@
 """The models, one module per aggregate. Domain packages import from here; models import no domain code."""
 
 from .audit import AuditEvent
-from .operator import Role, Operator
+from .operator import Operator, Role
 from .types import UTCDateTime, utcnow
+from .wechat import AccessTokenCache
 
-__all__ = ["AuditEvent", "Operator", "Role", "UTCDateTime", "utcnow"]
+__all__ = ["AccessTokenCache", "AuditEvent", "Operator", "Role", "UTCDateTime", "utcnow"]

@@ -14,7 +14,7 @@ from ..extensions import db
 from .types import UTCDateTime, utcnow
 
 # scrypt is a memory-hard KDF; Werkzeug stores its parameters in the hash so they can be raised later.
-PASSWORD_METHOD = "scrypt:32768:8:1"
+PASSWORD_METHOD = "scrypt:32768:8:1"  # noqa: S105 (a hash method name, not a password)
 MIN_PASSWORD_LENGTH = 10
 
 

@@ -8,7 +8,11 @@ from ..models.operator import MIN_PASSWORD_LENGTH
 
 
 def role_choices():
-    return [(Role.viewer.value, _l("Viewer")), (Role.marketer.value, _l("Marketer")), (Role.admin.value, _l("Admin"))]
+    return [
+        (Role.viewer.value, _l("Viewer")),
+        (Role.marketer.value, _l("Marketer")),
+        (Role.admin.value, _l("Admin")),
+    ]
 
 
 class OperatorCreateForm(FlaskForm):

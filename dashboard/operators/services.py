@@ -34,14 +34,18 @@ def create_operator(email: str, password: str, role: Role | str, name: str = "")
 
 def _active_admins() -> int:
     return db.session.scalar(
-        select(func.count()).select_from(Operator).where(Operator.role == Role.admin, Operator.is_disabled.is_(False))
+        select(func.count())
+        .select_from(Operator)
+        .where(Operator.role == Role.admin, Operator.is_disabled.is_(False))
     )
 
 
 def update_operator(operator: Operator, *, role: Role | str, disabled: bool, acting: Operator) -> None:
     """Change role and enabled state. :raise OperatorError: when the console would lose its last admin."""
     role = Role(role)
-    loses_admin = operator.role == Role.admin and not operator.is_disabled and (role != Role.admin or disabled)
+    loses_admin = (
+        operator.role == Role.admin and not operator.is_disabled and (role != Role.admin or disabled)
+    )
     if loses_admin and _active_admins() <= 1:
         raise OperatorError(_l("This is the last active admin; make another admin first."))
     if operator.id == acting.id and disabled:

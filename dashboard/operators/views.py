@@ -18,8 +18,10 @@ bp = Blueprint("operators", __name__)
 
 def _page(create_form: OperatorCreateForm | None = None):
     operators = services.list_operators()
-    update_forms = {op.id: OperatorUpdateForm(prefix=f"op{op.id}", role=op.role.value, disabled=op.is_disabled)
-                    for op in operators}
+    update_forms = {
+        op.id: OperatorUpdateForm(prefix=f"op{op.id}", role=op.role.value, disabled=op.is_disabled)
+        for op in operators
+    }
     return render_template(
         "operators/index.html",
         operators=operators,
@@ -41,7 +43,9 @@ def create():
     form = OperatorCreateForm()
     if form.validate_on_submit():
         try:
-            operator = services.create_operator(form.email.data, form.password.data, form.role.data, form.name.data)
+            operator = services.create_operator(
+                form.email.data, form.password.data, form.role.data, form.name.data
+            )
         except services.OperatorError as error:
             form.email.errors.append(str(error))
         else:
@@ -59,7 +63,10 @@ def update(operator_id: int):
     if form.validate_on_submit():
         try:
             services.update_operator(
-                operator, role=form.role.data, disabled=form.disabled.data, acting=current_user._get_current_object()
+                operator,
+                role=form.role.data,
+                disabled=form.disabled.data,
+                acting=current_user._get_current_object(),
             )
         except services.OperatorError as error:
             db.session.rollback()

@@ -18,8 +18,7 @@ ZH = {
     "Not built yet": "尚未建成",
     "Change password": "修改密码",
     "Log out": "退出登录",
-    "Sandbox mode: Tongzhi talks to the local WeChat sandbox, not to WeChat. No real user is messaged.":
-        "沙箱模式：通知正在连接本地微信沙箱，而不是微信。不会给任何真实用户发送消息。",
+    "Sandbox mode: Tongzhi talks to the local WeChat sandbox, not to WeChat. No real user is messaged.": "沙箱模式：通知正在连接本地微信沙箱，而不是微信。不会给任何真实用户发送消息。",
     # auth
     "Email": "邮箱",
     "Password": "密码",
@@ -64,8 +63,7 @@ ZH = {
     "Add": "添加",
     # settings and audit
     "Configuration": "配置",
-    "Read from the environment when Tongzhi starts. Secrets are never shown; change them in the environment and restart.":
-        "启动时从环境变量读取。密钥永不显示；请在环境变量中修改后重启。",
+    "Read from the environment when Tongzhi starts. Secrets are never shown; change them in the environment and restart.": "启动时从环境变量读取。密钥永不显示；请在环境变量中修改后重启。",
     "Audit log": "审计日志",
     "When": "时间",
     "Who": "操作人",
@@ -86,11 +84,9 @@ ZH = {
     "Users with live grants": "持有有效授权的用户",
     "Sends today": "今日发送",
     "Running and next campaigns": "进行中和即将开始的活动",
-    "Not built yet: this figure appears when its area is built. No number is shown rather than a made-up one.":
-        "尚未建成：该功能建成后这里才会显示数字。宁可不显示，也不显示编造的数字。",
+    "Not built yet: this figure appears when its area is built. No number is shown rather than a made-up one.": "尚未建成：该功能建成后这里才会显示数字。宁可不显示，也不显示编造的数字。",
     # errors
-    "The form expired or did not come from this page. Reload the page and try again.":
-        "表单已过期或并非来自本页面。请刷新页面后重试。",
+    "The form expired or did not come from this page. Reload the page and try again.": "表单已过期或并非来自本页面。请刷新页面后重试。",
     "The request was not understood.": "无法理解该请求。",
     "Your role does not allow this. Ask an administrator if you need it.": "你的角色无权执行此操作。如有需要请联系管理员。",
     "There is nothing at this address.": "此地址没有内容。",

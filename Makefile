@@ -6,7 +6,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 5000
 export TONGZHI_ENV ?= embedded
 
-.PHONY: run test lint translations clean
+.PHONY: run test lint translations screenshots clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,3 +40,7 @@ lint: $(VENV)/.installed-test
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache .ruff_cache dashboard/translations/*/
+
+## Re-take the screenshots in docs/screenshots/ with the browser tests (needs Debian's chromium).
+screenshots: $(VENV)/.installed-test translations
+	TONGZHI_SCREENSHOTS=docs/screenshots $(BIN)/pytest tests/browser -q

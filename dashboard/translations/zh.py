@@ -84,7 +84,7 @@ ZH = {
     "Users with live grants": "持有有效授权的用户",
     "Sends today": "今日发送",
     "Running and next campaigns": "进行中和即将开始的活动",
-    "Not built yet: this figure appears when its area is built. No number is shown rather than a made-up one.": "尚未建成：该功能建成后这里才会显示数字。宁可不显示，也不显示编造的数字。",
+    "Not built yet: a real figure appears here once this area is built.": "尚未建成：建成后这里显示真实数字。",
     # errors
     "The form expired or did not come from this page. Reload the page and try again.": "表单已过期或并非来自本页面。请刷新页面后重试。",
     "The request was not understood.": "无法理解该请求。",

@@ -1,0 +1,59 @@
+"""Pages as a person sees them: log in, look at the home page in both languages, get locked out."""
+
+from playwright.sync_api import expect
+
+from dashboard.audit.services import record
+from dashboard.extensions import db
+
+
+def log_in(page, live_server, email, password):
+    page.goto(f"{live_server}/login")
+    page.fill("input[name=email]", email)
+    page.fill("input[name=password]", password)
+    page.click("main button[type=submit]")
+
+
+def test_log_in_and_see_home_in_chinese_and_english(app, live_server, page, personas, screenshot_dir):
+    with app.app_context():
+        record("operator.created", target_type="operator", target_id="2", actor_email="alice@example.com")
+        db.session.commit()
+    page.goto(f"{live_server}/login")
+    assert page.locator("h1").inner_text() == "登录通知"
+    page.screenshot(path=str(screenshot_dir / "login.png"), full_page=True)
+
+    log_in(page, live_server, "alice@example.com", personas["admin"].password)
+    page.wait_for_url(f"{live_server}/")
+    nav = page.locator("nav.mainnav").inner_text()
+    for word in ("首页", "模板", "用户", "分群", "活动", "投递", "设置"):
+        assert word in nav
+    assert page.locator(".tile .figure").first.inner_text() == "3"  # three operators, counted from the database
+    page.screenshot(path=str(screenshot_dir / "home.png"), full_page=True)
+
+    page.click("text=English")
+    page.wait_for_selector("nav.mainnav >> text=Home")
+    assert "Operators" in page.locator("main").inner_text()
+    page.screenshot(path=str(screenshot_dir / "home-en.png"), full_page=True)
+    assert page.console_errors == []
+
+
+def test_the_audit_filter_updates_the_table_live(app, live_server, page, personas, screenshot_dir):
+    with app.app_context():
+        record("auth.login_failed", target_type="operator", actor_email="bob@example.com")
+        record("operator.created", target_type="operator", target_id="9", actor_email="carol@example.com")
+        db.session.commit()
+    log_in(page, live_server, "alice@example.com", personas["admin"].password)
+    page.wait_for_url(f"{live_server}/")
+    page.goto(f"{live_server}/settings/audit/")
+    assert "carol@example.com" in page.locator("#audit-table").inner_text()
+    page.fill("input[name=actor]", "bob")
+    expect(page.locator("#audit-table")).not_to_contain_text("carol@example.com")
+    assert "bob@example.com" in page.locator("#audit-table").inner_text()
+    assert "actor=bob" in page.url  # the filter is in the address, so it can be shared
+    page.screenshot(path=str(screenshot_dir / "audit-log.png"), full_page=True)
+    assert page.console_errors == []
+
+
+def test_five_wrong_passwords_show_the_lockout(live_server, page, personas):
+    for _ in range(5):
+        log_in(page, live_server, "mark@example.com", "wrong password")
+    assert "失败次数过多" in page.locator(".form-error").inner_text()

@@ -1,0 +1,133 @@
+"""Configuration of the sandbox: defaults, merging and validation.
+
+The sandbox is configured with a plain dict (``create_sandbox_app(config)``). Every key has a default here, so
+a test only names what it cares about. Unknown keys are kept (harmless) so callers can stash their own values.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any
+
+DEFAULT_PAGES: tuple[str, ...] = (
+    "pages/index/index",
+    "pages/order/detail",
+    "pages/order/list",
+    "pages/booking/detail",
+    "pages/meeting/detail",
+    "pages/todo/detail",
+    "pages/bill/detail",
+    "pages/parking/detail",
+    "pages/user/profile",
+)
+
+DEFAULTS: dict[str, Any] = {
+    "APPID": "wxsandbox000000000",
+    "SECRET": "sandbox-secret",
+    "ORIGINAL_ID": "gh_sandbox00000",
+    # Tokens (seconds). Floats are allowed so tests can use sub-second lifetimes.
+    "TOKEN_TTL": 7200,
+    "TOKEN_OVERLAP": 300,
+    # Normal-mode stable_token renews the token this long before expiry (capped at TOKEN_TTL / 24).
+    "STABLE_RENEW_BEFORE": 300,
+    "FORCE_REFRESH_DAILY": 20,
+    "FORCE_REFRESH_MIN_INTERVAL": 30,
+    "CODE_TTL": 300,
+    # Simulated world.
+    "USERS": 20,
+    "SEED": True,
+    "PAGES": list(DEFAULT_PAGES),
+    "PRIVATE_TEMPLATE_LIMIT": 25,
+    # wx.requestSubscribeMessage accepts at most this many ids per call (3 historically, 5 in newer docs).
+    "PROMPT_MAX_TEMPLATES": 3,
+    "CLEAR_QUOTA_MONTHLY": 10,
+    # Event pushes (消息推送).
+    "PUSH_URL": None,
+    "PUSH_FORMAT": "json",
+    "PUSH_MODE": "plaintext",
+    "PUSH_TOKEN": "sandboxtoken",
+    "PUSH_AES_KEY": None,
+    "PUSH_TIMEOUT": 5.0,
+    # Tongzhi's mini-program API; stored for the reporting hook (see actions.report_prompt_result).
+    "MP_API_BASE": None,
+    # Fault injection (also changeable at runtime through POST /sandbox/api/faults).
+    "LATENCY_MS": 0,
+    "ERROR_RATE": 0.0,
+    "QUOTA_AFTER": None,
+    "DROP_AFTER_READ_RATE": 0.0,
+    "CONCURRENCY_WINDOW_MS": 0,
+}
+
+FAULT_KEYS: tuple[str, ...] = (
+    "LATENCY_MS",
+    "ERROR_RATE",
+    "QUOTA_AFTER",
+    "DROP_AFTER_READ_RATE",
+    "CONCURRENCY_WINDOW_MS",
+)
+
+PUSH_KEYS: tuple[str, ...] = ("PUSH_URL", "PUSH_FORMAT", "PUSH_MODE", "PUSH_TOKEN", "PUSH_AES_KEY")
+
+
+class SandboxConfigError(ValueError):
+    """A configuration value the sandbox cannot work with."""
+
+
+def merge_config(config: dict[str, Any] | None) -> dict[str, Any]:
+    """Return DEFAULTS overlaid with ``config``, validated.
+
+    :raise SandboxConfigError: on a value that would make the sandbox misbehave silently.
+    """
+    merged = {**DEFAULTS, **(config or {})}
+    merged["PAGES"] = [str(p).lstrip("/") for p in merged["PAGES"]]
+    validate_push(merged)
+    validate_faults({k: merged[k] for k in FAULT_KEYS})
+    return merged
+
+
+def validate_push(cfg: dict[str, Any]) -> None:
+    """Check the PUSH_* keys of ``cfg``.
+
+    :raise SandboxConfigError: bad format/mode, or secure mode without a 43-character EncodingAESKey.
+    """
+    if cfg.get("PUSH_FORMAT") not in ("json", "xml"):
+        raise SandboxConfigError("PUSH_FORMAT must be 'json' or 'xml'")
+    if cfg.get("PUSH_MODE") not in ("plaintext", "secure"):
+        raise SandboxConfigError("PUSH_MODE must be 'plaintext' or 'secure'")
+    if cfg.get("PUSH_MODE") == "secure":
+        key = cfg.get("PUSH_AES_KEY") or ""
+        if len(key) != 43:
+            raise SandboxConfigError("PUSH_AES_KEY (EncodingAESKey) must be 43 characters in secure mode")
+        try:
+            decoded = base64.b64decode(key + "=", validate=True)
+        except binascii.Error as exc:
+            raise SandboxConfigError("PUSH_AES_KEY is not valid base64") from exc
+        if len(decoded) != 32:
+            raise SandboxConfigError("PUSH_AES_KEY must decode to 32 bytes")
+
+
+def validate_faults(values: dict[str, Any]) -> dict[str, Any]:
+    """Coerce and check fault values; returns the cleaned mapping.
+
+    :raise SandboxConfigError: unknown key, negative number, or a rate outside 0..1.
+    """
+    cleaned: dict[str, Any] = {}
+    for key, value in values.items():
+        if key not in FAULT_KEYS:
+            raise SandboxConfigError(f"unknown fault {key!r}; known: {', '.join(FAULT_KEYS)}")
+        try:
+            if key == "QUOTA_AFTER":
+                cleaned[key] = None if value is None else int(value)
+            elif key.endswith("_RATE"):
+                cleaned[key] = float(value)
+            else:
+                cleaned[key] = int(value)
+        except (TypeError, ValueError) as exc:
+            raise SandboxConfigError(f"{key} must be a number") from exc
+        number = cleaned[key]
+        if number is not None and number < 0:
+            raise SandboxConfigError(f"{key} must not be negative")
+        if key.endswith("_RATE") and number > 1:
+            raise SandboxConfigError(f"{key} is a fraction between 0 and 1")
+    return cleaned

@@ -1,4 +1,4 @@
-"""Build the gettext catalogs from the code and ``dashboard/translations/zh.py``.
+"""Build the gettext catalogs from the code and ``dashboard/translations/zh*.py``.
 
     python scripts/build_translations.py          # extract, fill zh, compile .mo files
     python scripts/build_translations.py --check  # exit 1 listing strings with no Chinese entry
@@ -44,12 +44,23 @@ def extract() -> Catalog:
     return catalog
 
 
+def chinese_strings() -> dict:
+    """Merge ``ZH`` from every ``dashboard/translations/zh*.py`` (one file per feature, so features never collide)."""
+    import importlib
+
+    sys.path.insert(0, str(ROOT))
+    merged: dict = {}
+    for path in sorted((ROOT / "dashboard" / "translations").glob("zh*.py")):
+        module = importlib.import_module(f"dashboard.translations.{path.stem}")
+        merged.update(module.ZH)
+    return merged
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--check", action="store_true")
     args = parser.parse_args()
-    sys.path.insert(0, str(ROOT))
-    from dashboard.translations.zh import ZH
+    ZH = chinese_strings()
 
     source = extract()
     zh = Catalog(locale="zh", project="Tongzhi")
@@ -67,7 +78,7 @@ def main() -> int:
         zh.add(message.id, string, message.locations)
         en.add(message.id, None, message.locations)
     if missing:
-        print("No Chinese entry in dashboard/translations/zh.py for:", file=sys.stderr)
+        print("No Chinese entry in dashboard/translations/zh*.py for:", file=sys.stderr)
         for key in missing:
             print(f"  {key!r}", file=sys.stderr)
         if args.check:

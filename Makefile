@@ -23,11 +23,12 @@ $(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
 translations: $(VENV)/.installed
 	$(BIN)/python scripts/build_translations.py
 
-## Serve the dashboard on http://$(HOST):$(PORT) with the embedded defaults (SQLite in instance/).
+## Serve the dashboard on http://$(HOST):$(PORT) with the embedded defaults (SQLite in instance/, and the
+## WeChat sandbox on port 5010 unless WECHAT_APPID is set).
 run: $(VENV)/.installed translations
 	$(BIN)/flask --app wsgi db upgrade
 	$(BIN)/flask --app wsgi demo-admin
-	$(BIN)/flask --app wsgi run --host $(HOST) --port $(PORT)
+	$(BIN)/flask --app wsgi serve --host $(HOST) --port $(PORT)
 
 ## Run the whole test suite (PostgreSQL/Redis/browser tests run when TEST_DATABASE_URL, REDIS_URL, chromium exist).
 test: $(VENV)/.installed-test translations

@@ -15,6 +15,8 @@ from .extensions import db
 from .models import Operator, Role
 from .models.operator import MIN_PASSWORD_LENGTH
 from .operators import services as operator_services
+from .serve import serve_command
+from .wechat.cli import wechat_check_command
 
 DEMO_ADMIN_EMAIL = "admin@tongzhi.local"
 
@@ -71,5 +73,11 @@ def demo_admin_command() -> None:
 
 
 def init_app(app: Flask) -> None:
-    for command in (create_operator_command, check_settings_command, demo_admin_command):
+    for command in (
+        create_operator_command,
+        check_settings_command,
+        demo_admin_command,
+        wechat_check_command,
+        serve_command,
+    ):
         app.cli.add_command(command)

@@ -22,6 +22,12 @@ WECHAT_API_HOST = "https://api.weixin.qq.com"
 DEFAULT_TIMEZONE = "Asia/Shanghai"
 ENVIRONMENTS = ("embedded", "production")
 
+# The embedded default with no WeChat credentials talks to the local sandbox (`flask sandbox`) under
+# these made-up credentials, so a fresh checkout is a working product without a WeChat account.
+SANDBOX_APPID = "wxsandbox000000000"
+SANDBOX_SECRET = "sandbox-secret"  # noqa: S105 (the sandbox's own fixed credential, not a secret)
+SANDBOX_PUSH_TOKEN = "sandboxtoken"  # noqa: S105 (likewise)
+
 # Settings whose values must never be shown, logged or echoed in an error.
 SECRET_SETTINGS = ("SECRET_KEY", "WECHAT_SECRET", "WECHAT_PUSH_TOKEN", "WECHAT_PUSH_AES_KEY")
 # Settings that are URLs and may carry a password in their netloc.
@@ -52,6 +58,19 @@ def env_int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -
         value = int(raw.strip())
     except ValueError:
         raise ConfigError(f"{name} must be a whole number, not {raw!r}.") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}, not {value}.")
+    return value
+
+
+def env_float(env: Mapping[str, str], name: str, default: float, minimum: float = 0.0) -> float:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        raise ConfigError(f"{name} must be a number of seconds, not {raw!r}.") from None
     if value < minimum:
         raise ConfigError(f"{name} must be at least {minimum}, not {value}.")
     return value
@@ -148,6 +167,15 @@ def load_settings(env: Mapping[str, str], instance_path: Path) -> dict[str, Any]
         raise ConfigError(f"TONGZHI_ENV must be embedded or production, not {environment!r}.")
     embedded = environment == "embedded"
     appid = (env.get("WECHAT_APPID") or "").strip() or None
+    secret = (env.get("WECHAT_SECRET") or "").strip() or None
+    push_token = (env.get("WECHAT_PUSH_TOKEN") or "").strip() or None
+    sandbox_port = env_int(env, "SANDBOX_PORT", 5010, minimum=1)
+    sandbox_mode = embedded and appid is None
+    api_base_default = WECHAT_API_HOST
+    if sandbox_mode:
+        appid, secret = SANDBOX_APPID, SANDBOX_SECRET
+        push_token = push_token or SANDBOX_PUSH_TOKEN
+        api_base_default = f"http://127.0.0.1:{sandbox_port}"
     secure_cookies = env_bool(env, "SESSION_COOKIE_SECURE", default=not embedded)
     return {
         "TONGZHI_ENV": environment,
@@ -156,10 +184,20 @@ def load_settings(env: Mapping[str, str], instance_path: Path) -> dict[str, Any]
         "REDIS_URL": _redis_url(env),
         "TIMEZONE": _timezone(env),
         "WECHAT_APPID": appid,
-        "WECHAT_SECRET": (env.get("WECHAT_SECRET") or "").strip() or None,
-        "WECHAT_API_BASE": _http_base(env, "WECHAT_API_BASE", WECHAT_API_HOST),
-        "WECHAT_PUSH_TOKEN": (env.get("WECHAT_PUSH_TOKEN") or "").strip() or None,
+        "WECHAT_SECRET": secret,
+        "WECHAT_API_BASE": _http_base(env, "WECHAT_API_BASE", api_base_default),
+        "WECHAT_PUSH_TOKEN": push_token,
         "WECHAT_PUSH_AES_KEY": _aes_key(env),
+        "WECHAT_CONNECT_TIMEOUT": env_float(env, "WECHAT_CONNECT_TIMEOUT", 3.05, minimum=0.1),
+        "WECHAT_READ_TIMEOUT": env_float(env, "WECHAT_READ_TIMEOUT", 10.0, minimum=0.1),
+        "WECHAT_TOKEN_REFRESH_MARGIN": env_int(env, "WECHAT_TOKEN_REFRESH_MARGIN", 300, minimum=0),
+        # WeChat allows 20 force refreshes a day; one per 75 minutes can never exceed that.
+        "WECHAT_TOKEN_FORCE_REFRESH_MINUTES": env_int(
+            env, "WECHAT_TOKEN_FORCE_REFRESH_MINUTES", 75, minimum=72
+        ),
+        "WECHAT_TOKEN_REDIS_PREFIX": (env.get("WECHAT_TOKEN_REDIS_PREFIX") or "tongzhi:wechat:").strip(),
+        "SANDBOX_MODE": sandbox_mode,
+        "SANDBOX_PORT": sandbox_port,
         # Migrating on start is what makes the embedded default a one-command product.
         "AUTO_MIGRATE": env_bool(env, "AUTO_MIGRATE", default=embedded),
         "LOGIN_MAX_FAILURES": env_int(env, "LOGIN_MAX_FAILURES", 5, minimum=1),
@@ -202,6 +240,7 @@ def effective_settings(config: Mapping[str, Any]) -> list[tuple[str, str]]:
     """The settings an operator may see, secrets masked: for ``check-settings`` and the settings page."""
     names = (
         "TONGZHI_ENV",
+        "SANDBOX_MODE",
         "SECRET_KEY",
         "SQLALCHEMY_DATABASE_URI",
         "REDIS_URL",
@@ -211,6 +250,10 @@ def effective_settings(config: Mapping[str, Any]) -> list[tuple[str, str]]:
         "WECHAT_API_BASE",
         "WECHAT_PUSH_TOKEN",
         "WECHAT_PUSH_AES_KEY",
+        "WECHAT_CONNECT_TIMEOUT",
+        "WECHAT_READ_TIMEOUT",
+        "WECHAT_TOKEN_REFRESH_MARGIN",
+        "WECHAT_TOKEN_FORCE_REFRESH_MINUTES",
         "AUTO_MIGRATE",
         "LOGIN_MAX_FAILURES",
         "LOGIN_LOCKOUT_MINUTES",

@@ -22,6 +22,9 @@ from dashboard import create_app
 from dashboard.extensions import db
 from dashboard.models import Operator, Role
 
+# The WeChat sandbox fixtures (`sandbox`, `sandbox_config`) are shared by every test folder.
+pytest_plugins = ["tests.sandbox_api"]
+
 BACKENDS = ["sqlite", "postgresql"]
 PERSONA_PASSWORD = "correct horse battery"
 

@@ -12,13 +12,23 @@ def load(tmp_path: Path, **env: str) -> dict:
     return load_settings({"TONGZHI_ENV": "embedded", **env}, tmp_path)
 
 
-def test_embedded_defaults(tmp_path):
+def test_embedded_defaults_use_the_sandbox(tmp_path):
     settings = load(tmp_path)
     assert settings["SQLALCHEMY_DATABASE_URI"] == f"sqlite:///{tmp_path / 'tongzhi.db'}"
     assert settings["TIMEZONE"] == "Asia/Shanghai"
-    assert settings["WECHAT_API_BASE"] == "https://api.weixin.qq.com"
     assert settings["REDIS_URL"] is None
     assert settings["AUTO_MIGRATE"] is True
+    assert settings["SANDBOX_MODE"] is True
+    assert settings["WECHAT_API_BASE"] == "http://127.0.0.1:5010"
+    assert settings["WECHAT_APPID"] == "wxsandbox000000000"
+
+
+def test_real_credentials_mean_no_sandbox(tmp_path):
+    settings = load(tmp_path, WECHAT_APPID="wx0123456789abcdef", WECHAT_SECRET="s3cr3t-value")
+    assert settings["SANDBOX_MODE"] is False
+    assert settings["WECHAT_API_BASE"] == "https://api.weixin.qq.com"
+    production = load_settings({"SECRET_KEY": "k" * 32}, tmp_path)
+    assert production["SANDBOX_MODE"] is False and production["WECHAT_APPID"] is None
 
 
 def test_embedded_generates_a_secret_key_once_and_keeps_it(tmp_path):
@@ -48,6 +58,8 @@ def test_production_refuses_to_start_without_a_secret_key(tmp_path):
         ("LOGIN_MAX_FAILURES", "0", "LOGIN_MAX_FAILURES"),
         ("WECHAT_PUSH_AES_KEY", "short", "WECHAT_PUSH_AES_KEY"),
         ("SECRET_KEY", "tiny", "SECRET_KEY"),
+        ("WECHAT_READ_TIMEOUT", "soon", "WECHAT_READ_TIMEOUT"),
+        ("WECHAT_TOKEN_FORCE_REFRESH_MINUTES", "5", "WECHAT_TOKEN_FORCE_REFRESH_MINUTES"),
     ],
 )
 def test_junk_values_are_refused_with_the_setting_named(tmp_path, name, value, says):

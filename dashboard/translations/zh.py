@@ -19,6 +19,7 @@ ZH = {
     "Change password": "修改密码",
     "Log out": "退出登录",
     "Sandbox mode: Tongzhi talks to the local WeChat sandbox, not to WeChat. No real user is messaged.": "沙箱模式：通知正在连接本地微信沙箱，而不是微信。不会给任何真实用户发送消息。",
+    "Open the sandbox's simulated users": "打开沙箱中的模拟用户",
     # auth
     "Email": "邮箱",
     "Password": "密码",
@@ -78,6 +79,13 @@ ZH = {
     "To": "止",
     "Filter": "筛选",
     ("%(num)d event", "%(num)d events"): "%(num)d 条记录",
+    "WeChat connection": "微信连接",
+    "sandbox": "沙箱",
+    "Check the connection": "检查连接",
+    "Checking…": "检查中…",
+    "Gets an access token through the shared cache, then counts the account's templates.": "通过共享缓存获取 access_token，然后统计账号下的模板数量。",
+    "WeChat answers: %(count)d template(s) on this account; access token from %(source)s.": "微信已应答：此账号有 %(count)d 个模板；access_token 来自 %(source)s。",
+    "The check failed (%(category)s).": "检查失败（%(category)s）。",
     # home
     "Audit events, last 24 hours": "近 24 小时审计记录",
     "Open the audit log": "打开审计日志",

@@ -26,7 +26,9 @@ def test_log_in_and_see_home_in_chinese_and_english(app, live_server, page, pers
     nav = page.locator("nav.mainnav").inner_text()
     for word in ("首页", "模板", "用户", "分群", "活动", "投递", "设置"):
         assert word in nav
-    assert page.locator(".tile .figure").first.inner_text() == "3"  # three operators, counted from the database
+    assert (
+        page.locator(".tile .figure").first.inner_text() == "3"
+    )  # three operators, counted from the database
     page.screenshot(path=str(screenshot_dir / "home.png"), full_page=True)
 
     page.click("text=English")

@@ -1,0 +1,80 @@
+"""``flask serve``: the embedded product in one command.
+
+Serves the dashboard and, in sandbox mode (embedded, no WeChat credentials), starts the WeChat
+sandbox beside it as a separate process — the dashboard never imports the sandbox — and stops it
+again on exit.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import click
+import requests
+from flask import Flask, current_app
+from flask.cli import with_appcontext
+from werkzeug.serving import run_simple
+
+SANDBOX_USERS = 300
+READY_TIMEOUT_SECONDS = 20
+
+
+def start_sandbox(app: Flask) -> subprocess.Popen:
+    config = app.config
+    port = config["SANDBOX_PORT"]
+    command = [
+        sys.executable,
+        "-m",
+        "dashboard.sandbox",
+        "--port",
+        str(port),
+        "--appid",
+        config["WECHAT_APPID"],
+        "--secret",
+        config["WECHAT_SECRET"],
+        "--users",
+        str(SANDBOX_USERS),
+    ]
+    child = subprocess.Popen(command)  # noqa: S603 (our own interpreter and module, fixed arguments)
+    base = config["WECHAT_API_BASE"]
+    deadline = time.monotonic() + READY_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        if child.poll() is not None:
+            raise click.ClickException(f"The WeChat sandbox exited at start (port {port} taken?).")
+        try:
+            requests.get(f"{base}/sandbox/api/state", timeout=1)
+            return child
+        except requests.ConnectionError:
+            time.sleep(0.2)
+    child.terminate()
+    raise click.ClickException(
+        f"The WeChat sandbox did not answer on {base} within {READY_TIMEOUT_SECONDS} s."
+    )
+
+
+@click.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+@with_appcontext
+def serve_command(host: str, port: int) -> None:
+    """Serve the dashboard (and the WeChat sandbox in sandbox mode) until interrupted."""
+    app = current_app._get_current_object()
+    children: list[subprocess.Popen] = []
+    try:
+        if app.config["SANDBOX_MODE"]:
+            children.append(start_sandbox(app))
+            base = app.config["WECHAT_API_BASE"]
+            click.echo(
+                f"Sandbox mode: WeChat is imitated by the sandbox at {base} (users page: {base}/sandbox/)"
+            )
+        click.echo(f"Tongzhi on http://{host}:{port}")
+        run_simple(host, port, app, threaded=True)
+    finally:
+        for child in children:
+            child.terminate()
+            try:
+                child.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                child.kill()

@@ -7,6 +7,7 @@ again on exit.
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import time
@@ -62,6 +63,8 @@ def serve_command(host: str, port: int) -> None:
     """Serve the dashboard (and the WeChat sandbox in sandbox mode) until interrupted."""
     app = current_app._get_current_object()
     children: list[subprocess.Popen] = []
+    # A service manager stops us with SIGTERM: turn it into a normal exit so the sandbox stops too.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
     try:
         if app.config["SANDBOX_MODE"]:
             children.append(start_sandbox(app))

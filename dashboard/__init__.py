@@ -51,6 +51,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     security.init_app(app)
     cli.init_app(app)
     app.jinja_env.globals["now_utc"] = utcnow
+    # The navigation lists every area of the product map; areas not built yet show as such.
+    app.jinja_env.globals["has_endpoint"] = lambda endpoint: endpoint in app.view_functions
 
     if app.config.get("AUTO_MIGRATE") and not app.config.get("TESTING"):
         from .database import upgrade_to_head

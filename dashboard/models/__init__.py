@@ -1,8 +1,31 @@
-"""The models, one module per aggregate. Domain packages import from here; models import no domain code."""
+"""The models, one module per aggregate. Domain packages import from here; models import no domain code.
 
+Every module of this package is imported below, so the metadata Alembic compares is always complete.
+"""
+
+import importlib
+import pkgutil
+
+from .audience import WechatUser
 from .audit import AuditEvent
+from .delivery import Delivery, DeliveryAttempt, DeliverySource, DeliveryState
 from .operator import Operator, Role
 from .types import UTCDateTime, utcnow
 from .wechat import AccessTokenCache
 
-__all__ = ["AccessTokenCache", "AuditEvent", "Operator", "Role", "UTCDateTime", "utcnow"]
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")
+
+__all__ = [
+    "AccessTokenCache",
+    "AuditEvent",
+    "Delivery",
+    "DeliveryAttempt",
+    "DeliverySource",
+    "DeliveryState",
+    "Operator",
+    "Role",
+    "UTCDateTime",
+    "WechatUser",
+    "utcnow",
+]

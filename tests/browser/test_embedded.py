@@ -58,7 +58,9 @@ def embedded_server(tmp_path):
         SANDBOX_PORT=str(sandbox_port),
     )
     flask = [sys.executable, "-m", "flask"]
-    created = subprocess.run([*flask, "demo-admin"], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
+    created = subprocess.run(
+        [*flask, "demo-admin"], cwd=ROOT, env=env, capture_output=True, text=True, check=True
+    )
     password = re.search(r"password: (\S+)", created.stdout).group(1)
     server = subprocess.Popen(
         [*flask, "serve", "--port", str(port)],

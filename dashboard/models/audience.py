@@ -1,0 +1,35 @@
+"""The people Tongzhi may message: mini-program users, known by their openid."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from ..extensions import db
+from .types import UTCDateTime, utcnow
+
+
+class WechatUser(db.Model):
+    """One user of the mini-program. ``openid`` is WeChat's id for them within this AppID.
+
+    ``attributes`` holds operator-defined key/values (from CSV import or the API); ``tags`` a list
+    of strings. Both feed segments. The WeChat ``session_key`` is never stored here or anywhere
+    it could be shown.
+    """
+
+    __tablename__ = "wechat_user"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    openid: Mapped[str] = mapped_column(String(64), unique=True)
+    unionid: Mapped[str | None] = mapped_column(String(64), index=True)
+    nickname: Mapped[str] = mapped_column(String(64), default="")
+    tags: Mapped[list[str]] = mapped_column(JSON, default=list)
+    attributes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    def __repr__(self) -> str:
+        return f"<WechatUser {self.openid}>"

@@ -1,0 +1,121 @@
+"""Deliveries: one row per attempt to message one user, the queue of record for every send.
+
+Campaign sends, API (transactional) sends and test sends are all deliveries, so the Deliveries page,
+a user's page and a template's page tell the same story with WeChat's own answers.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Enum, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from ..extensions import db
+from .types import UTCDateTime, utcnow
+
+
+class DeliveryState(enum.StrEnum):
+    """pending → sending → sent | failed | skipped | unknown; retry_wait (with not_before) loops back."""
+
+    pending = "pending"
+    sending = "sending"
+    sent = "sent"
+    failed = "failed"
+    skipped = "skipped"
+    unknown = "unknown"
+    retry_wait = "retry_wait"
+
+    @property
+    def is_final(self) -> bool:
+        return self in FINAL_STATES
+
+
+FINAL_STATES = frozenset(
+    {DeliveryState.sent, DeliveryState.failed, DeliveryState.skipped, DeliveryState.unknown}
+)
+
+
+class DeliverySource(enum.StrEnum):
+    campaign = "campaign"
+    api = "api"
+    test = "test"
+
+
+def _enum(kind: type[enum.Enum], length: int = 16) -> Enum:
+    return Enum(kind, native_enum=False, length=length, validate_strings=True)
+
+
+class Delivery(db.Model):
+    __tablename__ = "delivery"
+    __table_args__ = (
+        # One message per user per campaign, whatever happens to workers (NULLs do not collide).
+        UniqueConstraint("campaign_id", "user_id", name="uq_delivery_campaign_user"),
+        # The same API idempotency key from the same key never makes a second delivery.
+        UniqueConstraint("api_key_id", "idempotency_key", name="uq_delivery_api_key_idempotency"),
+        Index("ix_delivery_due", "state", "not_before"),
+        Index("ix_delivery_created_at", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    source: Mapped[DeliverySource] = mapped_column(_enum(DeliverySource))
+    campaign_id: Mapped[int | None] = mapped_column(index=True)
+    api_key_id: Mapped[int | None] = mapped_column()
+    idempotency_key: Mapped[str | None] = mapped_column(String(128))
+    requested_by_id: Mapped[int | None] = mapped_column(ForeignKey("operator.id", ondelete="SET NULL"))
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("wechat_user.id", ondelete="SET NULL"), index=True)
+    openid: Mapped[str] = mapped_column(String(64), index=True)
+    template_id: Mapped[str] = mapped_column(String(64), index=True)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    page: Mapped[str | None] = mapped_column(String(512))
+    miniprogram_state: Mapped[str] = mapped_column(String(16), default="formal")
+    lang: Mapped[str] = mapped_column(String(8), default="zh_CN")
+
+    state: Mapped[DeliveryState] = mapped_column(_enum(DeliveryState), default=DeliveryState.pending)
+    # Fencing token: each claim increments it, and a result is written only by the attempt holding it.
+    attempts: Mapped[int] = mapped_column(default=0)
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    not_before: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    reason: Mapped[str] = mapped_column(String(64), default="")  # why skipped/failed, in our words
+
+    # WeChat's answer to the last attempt.
+    errcode: Mapped[int | None] = mapped_column()
+    errmsg: Mapped[str] = mapped_column(String(512), default="")
+    msgid: Mapped[str | None] = mapped_column(String(32), index=True)
+    # The asynchronous delivery report (subscribe_msg_sent_event), joined by msgid.
+    report_errcode: Mapped[int | None] = mapped_column()
+    report_status: Mapped[str | None] = mapped_column(String(64))
+    reported_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    history: Mapped[list[DeliveryAttempt]] = relationship(
+        back_populates="delivery", order_by="DeliveryAttempt.number", cascade="all, delete-orphan"
+    )
+
+    def __repr__(self) -> str:
+        return f"<Delivery {self.id} {self.source} {self.openid} {self.template_id} {self.state}>"
+
+
+class DeliveryAttempt(db.Model):
+    """One call to WeChat for a delivery, with WeChat's answer (or the lack of one)."""
+
+    __tablename__ = "delivery_attempt"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    delivery_id: Mapped[int] = mapped_column(ForeignKey("delivery.id", ondelete="CASCADE"), index=True)
+    number: Mapped[int] = mapped_column()
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    outcome: Mapped[DeliveryState] = mapped_column(_enum(DeliveryState))
+    errcode: Mapped[int | None] = mapped_column()
+    errmsg: Mapped[str] = mapped_column(String(512), default="")
+    msgid: Mapped[str | None] = mapped_column(String(32))
+    category: Mapped[str] = mapped_column(String(16), default="")
+    elapsed_ms: Mapped[int | None] = mapped_column(BigInteger)
+
+    delivery: Mapped[Delivery] = relationship(back_populates="history")

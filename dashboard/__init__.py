@@ -85,6 +85,7 @@ def _init_extensions(app: Flask) -> None:
 
 
 def _register_blueprints(app: Flask) -> None:
+    from .apikeys.views import bp as apikeys_bp
     from .audit.views import bp as audit_bp
     from .auth.views import bp as auth_bp
     from .home.views import bp as home_bp
@@ -95,4 +96,5 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(home_bp)
     app.register_blueprint(operators_bp, url_prefix="/settings/operators")
     app.register_blueprint(audit_bp, url_prefix="/settings/audit")
+    app.register_blueprint(apikeys_bp, url_prefix="/settings/api-keys")
     app.register_blueprint(settings_bp, url_prefix="/settings")

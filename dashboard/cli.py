@@ -10,9 +10,11 @@ from flask import Flask, current_app
 from flask.cli import with_appcontext
 from sqlalchemy import func, select
 
+from .apikeys import services as apikey_services
 from .config import effective_settings
 from .extensions import db
 from .models import Operator, Role
+from .models.api_key import SCOPES
 from .models.operator import MIN_PASSWORD_LENGTH
 from .operators import services as operator_services
 from .serve import serve_command
@@ -56,6 +58,23 @@ def check_settings_command() -> None:
         click.echo(f"{name.ljust(width)}  {shown}")
 
 
+@click.command("create-api-key")
+@click.argument("name")
+@click.option(
+    "--scope", "scopes", multiple=True, type=click.Choice(list(SCOPES)), default=["send"], show_default=True
+)
+@with_appcontext
+def create_api_key_command(name: str, scopes: tuple[str, ...]) -> None:
+    """Create an API key for another back end; the key is printed alone on the last line, once."""
+    try:
+        key, plaintext = apikey_services.create_key(name, list(scopes))
+    except apikey_services.ApiKeyError as error:
+        raise click.ClickException(str(error)) from None
+    db.session.commit()
+    click.echo(f"Created API key {key.name} (scopes: {key.scopes}). It is shown only now:")
+    click.echo(plaintext)
+
+
 @click.command("demo-admin")
 @with_appcontext
 def demo_admin_command() -> None:
@@ -77,6 +96,7 @@ def init_app(app: Flask) -> None:
         create_operator_command,
         check_settings_command,
         demo_admin_command,
+        create_api_key_command,
         wechat_check_command,
         serve_command,
     ):

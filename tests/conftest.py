@@ -57,6 +57,18 @@ def postgres_url_for(name: str) -> str:
     return base.set(database=name).render_as_string(hide_password=False)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def compiled_translations() -> None:
+    """Compile the gettext catalogs from the current strings, so `pytest` alone tests what `make` builds."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    subprocess.run(
+        [sys.executable, "scripts/build_translations.py"], cwd=root, check=True, capture_output=True
+    )
+
+
 @pytest.fixture(scope="session")
 def postgres_server_url() -> Iterator[str]:
     """A throwaway database on the TEST_DATABASE_URL server, so parallel runs never share tables."""

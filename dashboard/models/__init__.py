@@ -6,6 +6,7 @@ Every module of this package is imported below, so the metadata Alembic compares
 import importlib
 import pkgutil
 
+from .api_key import ApiKey
 from .audience import WechatUser
 from .audit import AuditEvent
 from .delivery import Delivery, DeliveryAttempt, DeliverySource, DeliveryState
@@ -18,6 +19,7 @@ for _module in pkgutil.iter_modules(__path__):
 
 __all__ = [
     "AccessTokenCache",
+    "ApiKey",
     "AuditEvent",
     "Delivery",
     "DeliveryAttempt",

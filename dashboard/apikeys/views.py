@@ -1,0 +1,58 @@
+"""Admin page: API keys for the company's other back ends."""
+
+from __future__ import annotations
+
+from flask import Blueprint, flash, redirect, render_template, url_for
+from flask_babel import gettext as _
+from flask_login import current_user
+
+from ..access import requires
+from ..extensions import db
+from ..forms import EmptyForm
+from ..models import ApiKey, Role
+from . import services
+from .forms import ApiKeyCreateForm
+
+bp = Blueprint("apikeys", __name__)
+
+
+def _page(form: ApiKeyCreateForm | None = None, created: tuple[ApiKey, str] | None = None):
+    return render_template(
+        "apikeys/index.html",
+        keys=services.list_keys(),
+        form=form or ApiKeyCreateForm(formdata=None),
+        revoke_form=EmptyForm(),
+        created=created,
+    )
+
+
+@bp.route("/")
+@requires(Role.admin)
+def index():
+    return _page()
+
+
+@bp.route("/", methods=("POST",))
+@requires(Role.admin)
+def create():
+    form = ApiKeyCreateForm()
+    if form.validate_on_submit():
+        try:
+            key, plaintext = services.create_key(form.name.data, form.scopes.data, current_user.id)
+        except services.ApiKeyError as error:
+            form.name.errors.append(str(error))
+        else:
+            db.session.commit()
+            # Rendered, not flashed: a flashed message would travel in the session cookie.
+            return _page(created=(key, plaintext))
+    return _page(form=form)
+
+
+@bp.route("/<int:key_id>/revoke", methods=("POST",))
+@requires(Role.admin)
+def revoke(key_id: int):
+    key = db.get_or_404(ApiKey, key_id)
+    services.revoke_key(key)
+    db.session.commit()
+    flash(_("Key %(name)s revoked; requests with it now get 401.", name=key.name), "success")
+    return redirect(url_for(".index"))

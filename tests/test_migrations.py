@@ -32,7 +32,7 @@ def test_db_upgrade_from_empty_then_downgrade(empty_database_url, tmp_path):
         with db.engine.begin() as connection:
             connection.execute(sa.text("DROP TABLE IF EXISTS alembic_version"))
     assert table_names(empty_database_url) == set()
-    result = runner.invoke(args=["db", "upgrade"])
+    result = runner.invoke(args=["db", "upgrade", "heads"])
     assert result.exit_code == 0, result.output
     tables = table_names(empty_database_url)
     assert {"operator", "audit_event", "alembic_version"} <= tables
@@ -47,7 +47,7 @@ def test_db_upgrade_from_empty_then_downgrade(empty_database_url, tmp_path):
     result = runner.invoke(args=["db", "downgrade", "base"])
     assert result.exit_code == 0, result.output
     assert table_names(empty_database_url) <= {"alembic_version"}
-    result = runner.invoke(args=["db", "upgrade"])
+    result = runner.invoke(args=["db", "upgrade", "heads"])
     assert result.exit_code == 0, result.output
     with app.app_context():
         db.engine.dispose()

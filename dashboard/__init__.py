@@ -44,9 +44,10 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     _init_extensions(app)
     _register_blueprints(app)
 
-    from . import access, cli, errors, security
+    from . import access, cli, errors, labels, security
 
     access.init_app(app)
+    labels.init_app(app)
     errors.register_error_handlers(app)
     security.init_app(app)
     cli.init_app(app)
@@ -88,12 +89,14 @@ def _register_blueprints(app: Flask) -> None:
     from .apikeys.views import bp as apikeys_bp
     from .audit.views import bp as audit_bp
     from .auth.views import bp as auth_bp
+    from .deliveries.views import bp as deliveries_bp
     from .home.views import bp as home_bp
     from .operators.views import bp as operators_bp
     from .settings.views import bp as settings_bp
 
     app.register_blueprint(auth_bp)
     app.register_blueprint(home_bp)
+    app.register_blueprint(deliveries_bp, url_prefix="/deliveries")
     app.register_blueprint(operators_bp, url_prefix="/settings/operators")
     app.register_blueprint(audit_bp, url_prefix="/settings/audit")
     app.register_blueprint(apikeys_bp, url_prefix="/settings/api-keys")

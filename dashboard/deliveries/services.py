@@ -7,9 +7,11 @@ answer on it afterwards, so a crash in between leaves a row that says "sending",
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, func, select
 
 from ..extensions import db
 from ..models import Delivery, DeliveryAttempt, DeliverySource, DeliveryState, WechatUser, utcnow
@@ -107,3 +109,58 @@ def recent_for_template(template_id: str, limit: int = 20) -> list[Delivery]:
         select(Delivery).where(Delivery.template_id == template_id).order_by(Delivery.id.desc()).limit(limit)
     )
     return list(db.session.scalars(query))
+
+
+@dataclass(frozen=True)
+class DeliveryFilter:
+    state: str = ""
+    source: str = ""
+    template_id: str = ""
+    openid: str = ""
+    errcode: int | None = None
+    campaign_id: int | None = None
+
+    @classmethod
+    def from_args(cls, args: Mapping[str, str]) -> DeliveryFilter:
+        def number(name: str) -> int | None:
+            raw = (args.get(name) or "").strip()
+            return int(raw) if raw.lstrip("-").isdigit() else None
+
+        state = args.get("state", "")
+        source = args.get("source", "")
+        return cls(
+            state=state if state in DeliveryState.__members__ else "",
+            source=source if source in DeliverySource.__members__ else "",
+            template_id=(args.get("template_id") or "").strip(),
+            openid=(args.get("openid") or "").strip(),
+            errcode=number("errcode"),
+            campaign_id=number("campaign_id"),
+        )
+
+    def apply(self, query: Select) -> Select:
+        if self.state:
+            query = query.where(Delivery.state == DeliveryState(self.state))
+        if self.source:
+            query = query.where(Delivery.source == DeliverySource(self.source))
+        if self.template_id:
+            query = query.where(Delivery.template_id == self.template_id)
+        if self.openid:
+            query = query.where(Delivery.openid == self.openid)
+        if self.errcode is not None:
+            query = query.where(Delivery.errcode == self.errcode)
+        if self.campaign_id is not None:
+            query = query.where(Delivery.campaign_id == self.campaign_id)
+        return query
+
+
+def filtered(criteria: DeliveryFilter) -> Select[tuple[Delivery]]:
+    return criteria.apply(select(Delivery)).order_by(Delivery.id.desc())
+
+
+def counts_by_state(criteria: DeliveryFilter) -> dict[str, int]:
+    """How many deliveries match per state (ignoring the state filter itself), for the filter chips."""
+    without_state = DeliveryFilter(**{**criteria.__dict__, "state": ""})
+    query = without_state.apply(select(Delivery.state, func.count()).group_by(Delivery.state))
+    counts = {state.value: 0 for state in DeliveryState}
+    counts.update({state.value: count for state, count in db.session.execute(query)})
+    return counts

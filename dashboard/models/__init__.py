@@ -9,6 +9,7 @@ import pkgutil
 from .api_key import ApiKey
 from .audience import WechatUser
 from .audit import AuditEvent
+from .dispatch import DispatchState
 from .delivery import Delivery, DeliveryAttempt, DeliverySource, DeliveryState
 from .operator import Operator, Role
 from .types import UTCDateTime, utcnow
@@ -25,6 +26,7 @@ __all__ = [
     "DeliveryAttempt",
     "DeliverySource",
     "DeliveryState",
+    "DispatchState",
     "Operator",
     "Role",
     "UTCDateTime",

@@ -1,0 +1,162 @@
+"""Claim due deliveries and reserve their credits, in one transaction, before any call to WeChat."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from ..models import Delivery, DeliveryState, DispatchState, utcnow
+from ..models.dispatch import DISPATCH_STATE_ID
+from .ledger import CreditLedger, Reservation
+from .transactions import write_transaction
+
+DEFAULT_LEASE_SECONDS = 120
+DUE_STATES = (DeliveryState.pending, DeliveryState.retry_wait)
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A row this worker now owns for one attempt; results are written only with this ``attempt``."""
+
+    id: int
+    attempt: int
+    openid: str
+    template_id: str
+    data: dict[str, Any]
+    page: str | None
+    miniprogram_state: str
+    lang: str
+
+
+@dataclass(frozen=True)
+class ClaimBatch:
+    claims: list[Claim]
+    skipped: int = 0
+    rate_limited: bool = False
+    paused_until: datetime | None = None
+
+
+def load_dispatch_state(session: Session, lock: bool = False) -> DispatchState:
+    query = sa.select(DispatchState).where(DispatchState.id == DISPATCH_STATE_ID)
+    if lock:
+        query = query.with_for_update()
+    state = session.scalar(query)
+    if state is None:
+        state = DispatchState(id=DISPATCH_STATE_ID, tokens=0.0, tokens_at=utcnow())
+        session.add(state)
+        session.flush()
+    return state
+
+
+def take_tokens(state: DispatchState, wanted: int, now: datetime) -> int:
+    """Refill the shared bucket (at most one second's worth) and take up to ``wanted`` whole tokens."""
+    elapsed = max((now - state.tokens_at).total_seconds(), 0.0)
+    capacity = float(state.rate_per_second)
+    state.tokens = min(capacity, state.tokens + elapsed * state.rate_per_second)
+    state.tokens_at = now
+    taken = min(wanted, math.floor(state.tokens))
+    state.tokens -= taken
+    return taken
+
+
+def claim_due(
+    engine: sa.Engine,
+    ledger: CreditLedger,
+    limit: int,
+    lease_seconds: int = DEFAULT_LEASE_SECONDS,
+    now: datetime | None = None,
+) -> ClaimBatch:
+    """Claim up to ``limit`` due rows, at most one per openid and none for an openid already in flight.
+
+    Rows whose credit cannot be reserved become ``skipped`` with the ledger's reason.
+    """
+    now = now or utcnow()
+    t = Delivery.__table__.c
+    with write_transaction(engine) as session:
+        state = load_dispatch_state(session, lock=True)
+        if state.paused_until is not None and state.paused_until > now:
+            return ClaimBatch([], paused_until=state.paused_until)
+        budget = take_tokens(state, limit, now)
+        if budget == 0:
+            return ClaimBatch([], rate_limited=True)
+        in_flight = sa.select(t.openid).where(t.state == DeliveryState.sending.value)
+        due = (
+            sa.select(
+                t.id,
+                t.attempts,
+                t.openid,
+                t.template_id,
+                t.data,
+                t.page,
+                t.miniprogram_state,
+                t.lang,
+                t.user_id,
+                t.source,
+            )
+            .where(
+                t.state.in_([s.value for s in DUE_STATES]),
+                sa.or_(t.not_before.is_(None), t.not_before <= now),
+                t.openid.not_in(in_flight),
+            )
+            .order_by(t.id)
+            .limit(budget * 2)  # some may share an openid
+            .with_for_update(skip_locked=True, of=Delivery.__table__)
+        )
+        rows, seen = [], set()
+        for row in session.execute(due):
+            if row.openid not in seen:
+                seen.add(row.openid)
+                rows.append(row)
+                if len(rows) == budget:
+                    break
+        state.tokens += budget - len(rows)  # give back what we could not use
+        if not rows:
+            return ClaimBatch([])
+        verdicts = ledger.reserve(
+            session,
+            [Reservation(r.id, r.user_id, r.openid, r.template_id, str(r.source)) for r in rows],
+        )
+        lease_until = now + timedelta(seconds=lease_seconds)
+        claims, skipped = [], []
+        for row in rows:
+            reason = verdicts.get(row.id)
+            if reason:
+                skipped.append({"b_id": row.id, "b_reason": reason})
+            else:
+                claims.append(
+                    Claim(
+                        row.id,
+                        row.attempts + 1,
+                        row.openid,
+                        row.template_id,
+                        row.data,
+                        row.page,
+                        row.miniprogram_state,
+                        row.lang,
+                    )
+                )
+        if claims:
+            session.execute(
+                sa.update(Delivery.__table__)
+                .where(t.id == sa.bindparam("b_id"))
+                .values(
+                    state=DeliveryState.sending.value,
+                    attempts=sa.bindparam("b_attempt"),
+                    lease_until=lease_until,
+                    updated_at=now,
+                ),
+                [{"b_id": c.id, "b_attempt": c.attempt} for c in claims],
+            )
+        if skipped:
+            session.execute(
+                sa.update(Delivery.__table__)
+                .where(t.id == sa.bindparam("b_id"))
+                .values(state=DeliveryState.skipped.value, reason=sa.bindparam("b_reason"), updated_at=now),
+                skipped,
+            )
+        return ClaimBatch(claims, skipped=len(skipped))

@@ -1,0 +1,146 @@
+"""Record WeChat's answers: one transaction per batch, every update fenced by the attempt number."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+import sqlalchemy as sa
+
+from ..models import Delivery, DeliveryAttempt, DeliveryState, utcnow
+from .claim import load_dispatch_state
+from .ledger import CreditLedger, Settlement
+from .outcomes import LedgerAction, SendResult, decide
+from .transactions import write_transaction
+
+
+def finalize(
+    engine: sa.Engine, ledger: CreditLedger, results: Sequence[SendResult], now: datetime | None = None
+) -> int:
+    """Write each result whose row is still ``sending`` at the same attempt; return how many were written.
+
+    A result for a row the reconciler (or another worker) has moved on from is dropped: the fence
+    makes a late worker harmless.
+    """
+    if not results:
+        return 0
+    now = now or utcnow()
+    t = Delivery.__table__.c
+    with write_transaction(engine) as session:
+        current = {
+            row.id: row
+            for row in session.execute(
+                sa.select(t.id, t.attempts, t.state, t.user_id, t.openid, t.template_id)
+                .where(t.id.in_([r.delivery_id for r in results]))
+                .with_for_update(of=Delivery.__table__)
+            )
+        }
+        updates, attempts, settlements = [], [], []
+        pause_until = None
+        for result in results:
+            row = current.get(result.delivery_id)
+            if row is None or row.attempts != result.attempt or row.state != DeliveryState.sending:
+                continue
+            decision = decide(result, now)
+            updates.append(
+                {
+                    "b_id": result.delivery_id,
+                    "b_state": decision.state.value,
+                    "b_errcode": result.errcode,
+                    "b_errmsg": (result.errmsg or "")[:512],
+                    "b_msgid": result.msgid,
+                    "b_reason": decision.reason,
+                    "b_not_before": decision.not_before,
+                    "b_sent_at": result.finished_at if decision.state == DeliveryState.sent else None,
+                }
+            )
+            attempts.append(
+                {
+                    "delivery_id": result.delivery_id,
+                    "number": result.attempt,
+                    "started_at": result.started_at,
+                    "finished_at": result.finished_at,
+                    "outcome": decision.state,
+                    "errcode": result.errcode,
+                    "errmsg": (result.errmsg or "")[:512],
+                    "msgid": result.msgid,
+                    "category": result.category,
+                    "elapsed_ms": int((result.finished_at - result.started_at).total_seconds() * 1000),
+                }
+            )
+            settlements.append(Settlement(row.id, row.user_id, row.openid, row.template_id, decision.ledger))
+            if decision.pause_until is not None:
+                pause_until = max(pause_until or decision.pause_until, decision.pause_until)
+        if updates:
+            session.execute(
+                sa.update(Delivery.__table__)
+                .where(t.id == sa.bindparam("b_id"))
+                .values(
+                    state=sa.bindparam("b_state"),
+                    errcode=sa.bindparam("b_errcode"),
+                    errmsg=sa.bindparam("b_errmsg"),
+                    msgid=sa.bindparam("b_msgid"),
+                    reason=sa.bindparam("b_reason"),
+                    not_before=sa.bindparam("b_not_before"),
+                    sent_at=sa.bindparam("b_sent_at"),
+                    lease_until=None,
+                    updated_at=now,
+                ),
+                updates,
+            )
+            session.execute(sa.insert(DeliveryAttempt), attempts)
+            ledger.settle(session, settlements)
+        if pause_until is not None:
+            state = load_dispatch_state(session, lock=True)
+            state.paused_until = max(state.paused_until or pause_until, pause_until)
+            state.paused_reason = "45009: WeChat's daily send quota is used up"
+        return len(updates)
+
+
+def reconcile_expired_leases(engine: sa.Engine, ledger: CreditLedger, now: datetime | None = None) -> int:
+    """Rows still ``sending`` after their lease belong to a worker that died: they become ``unknown``.
+
+    The message may have left before the crash, so the credit counts as spent and nothing is resent
+    automatically; an operator can force a resend knowing the risk.
+    """
+    now = now or utcnow()
+    t = Delivery.__table__.c
+    with write_transaction(engine) as session:
+        rows = session.execute(
+            sa.select(t.id, t.attempts, t.user_id, t.openid, t.template_id)
+            .where(t.state == DeliveryState.sending.value, t.lease_until < now)
+            .with_for_update(skip_locked=True, of=Delivery.__table__)
+        ).all()
+        if not rows:
+            return 0
+        session.execute(
+            sa.update(Delivery.__table__)
+            .where(t.id == sa.bindparam("b_id"), t.attempts == sa.bindparam("b_attempts"))
+            .values(
+                state=DeliveryState.unknown.value, reason="lease_expired", lease_until=None, updated_at=now
+            ),
+            [{"b_id": row.id, "b_attempts": row.attempts} for row in rows],
+        )
+        session.execute(
+            sa.insert(DeliveryAttempt),
+            [
+                {
+                    "delivery_id": row.id,
+                    "number": row.attempts,
+                    "started_at": now,
+                    "finished_at": now,
+                    "outcome": DeliveryState.unknown,
+                    "errmsg": "worker lost before recording WeChat's answer (lease expired)",
+                    "category": "unknown",
+                }
+                for row in rows
+            ],
+        )
+        ledger.settle(
+            session,
+            [
+                Settlement(row.id, row.user_id, row.openid, row.template_id, LedgerAction.spend)
+                for row in rows
+            ],
+        )
+        return len(rows)

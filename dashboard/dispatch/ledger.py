@@ -1,0 +1,48 @@
+"""The dispatch engine's view of the grant ledger: reserve before the call, settle after it.
+
+Both run inside the engine's transactions (the claim, the finalize), with the engine's session, so a
+credit is reserved in the same commit that marks the row ``sending`` and settled in the same commit
+that records WeChat's answer: a crash can never spend a credit without a row saying so, or twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from sqlalchemy.orm import Session
+
+from .outcomes import LedgerAction
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """A row about to be claimed: who, which template, and which kind of send asks."""
+
+    delivery_id: int
+    user_id: int | None
+    openid: str
+    template_id: str
+    source: str  # "campaign" | "api" | "test"
+
+
+@dataclass(frozen=True)
+class Settlement:
+    delivery_id: int
+    user_id: int | None
+    openid: str
+    template_id: str
+    action: LedgerAction
+
+
+class CreditLedger(Protocol):
+    def reserve(self, session: Session, rows: Sequence[Reservation]) -> dict[int, str | None]:
+        """Reserve one credit per row (long-term grants are checked, not spent).
+
+        Returns, per delivery id, ``None`` when the row may be sent, or a skip reason
+        (``no_grant``, ``budget``...) when it must not be: such rows become ``skipped``.
+        """
+
+    def settle(self, session: Session, settlements: Sequence[Settlement]) -> None:
+        """Spend, release or zero the credits reserved for these rows."""

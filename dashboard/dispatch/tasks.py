@@ -1,0 +1,112 @@
+"""Huey carries only kicks ("claim what is due"), scheduled wake-ups and the periodic tick.
+
+Losing or repeating a kick is harmless: the delivery rows are the queue of record, and the tick
+every minute finds anything a lost kick would have. SqliteHuey (a file beside the database) in the
+embedded default, RedisHuey when ``REDIS_URL`` is set.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from flask import Flask, current_app
+from huey import Huey, RedisHuey, SqliteHuey, crontab
+
+from ..models import Delivery, DeliveryState, utcnow
+
+log = logging.getLogger(__name__)
+
+DRAIN_SECONDS = 30.0
+MAX_WAKE_DELAY = timedelta(minutes=1)
+
+
+@dataclass
+class DispatchTasks:
+    huey: Huey
+    kick: Any
+    tick: Any
+
+
+def make_huey(app: Flask) -> Huey:
+    if app.config.get("HUEY_IMMEDIATE"):
+        huey = SqliteHuey("tongzhi", filename=str(Path(app.instance_path) / "huey-immediate.db"))
+        huey.immediate = True
+        return huey
+    if app.config.get("REDIS_URL"):
+        return RedisHuey("tongzhi", url=app.config["REDIS_URL"])
+    path = Path(app.config.get("HUEY_SQLITE_PATH") or Path(app.instance_path) / "huey.db")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return SqliteHuey("tongzhi", filename=str(path))
+
+
+def init_app(app: Flask) -> None:
+    """Create the app's Huey and register its tasks; the worker (``flask worker``) consumes them."""
+    huey = make_huey(app)
+
+    @huey.task()
+    def kick() -> int:
+        with app.app_context():
+            return _drain(app)
+
+    @huey.periodic_task(crontab(minute="*"))
+    def tick() -> int:
+        with app.app_context():
+            dispatcher = _dispatcher(app)
+            lost = dispatcher.reconcile()
+            if lost:
+                log.warning("%d delivery(ies) lost their worker and are now unknown", lost)
+            return _drain(app)
+
+    app.extensions["dispatch_tasks"] = DispatchTasks(huey, kick, tick)
+
+
+def _dispatcher(app: Flask):
+    from .engine import Dispatcher
+    from .ledger_adapter import GrantsLedger
+
+    dispatcher = app.extensions.get("dispatcher")
+    if dispatcher is None:
+        dispatcher = app.extensions["dispatcher"] = Dispatcher(app, GrantsLedger())
+    return dispatcher
+
+
+def _drain(app: Flask) -> int:
+    dispatcher = _dispatcher(app)
+    sent = dispatcher.drain(DRAIN_SECONDS)
+    _schedule_wake_up(app)
+    return sent
+
+
+def _schedule_wake_up(app: Flask) -> None:
+    """If rows wait for a retry time, kick again when the first is due (the tick is the backstop)."""
+    from ..extensions import db
+
+    t = Delivery.__table__.c
+    with db.engine.connect() as connection:
+        due = connection.execute(
+            sa.select(sa.func.min(t.not_before)).where(
+                t.state.in_([DeliveryState.pending.value, DeliveryState.retry_wait.value])
+            )
+        ).scalar()
+    if due is None:
+        return
+    now = utcnow()
+    if due.tzinfo is None:
+        from datetime import UTC
+
+        due = due.replace(tzinfo=UTC)
+    delay = max(min(due - now, MAX_WAKE_DELAY), timedelta(0))
+    app.extensions["dispatch_tasks"].kick.schedule(delay=delay.total_seconds())
+
+
+def kick_dispatch() -> None:
+    """Ask a worker to send what is due now (called after new deliveries are committed)."""
+    try:
+        current_app.extensions["dispatch_tasks"].kick()
+    except Exception:  # the queue is a hint; the periodic tick finds the rows anyway
+        log.exception("could not enqueue a dispatch kick; the next tick will pick the rows up")

@@ -14,7 +14,7 @@ from ..wechat import get_client
 from .claim import DEFAULT_LEASE_SECONDS, claim_due, load_dispatch_state
 from .finalize import finalize, reconcile_expired_leases
 from .ledger import CreditLedger
-from .sender import BatchSender
+from .sender import BatchSender, PendingBatch
 from .transactions import write_transaction
 
 
@@ -53,30 +53,43 @@ class Dispatcher:
         self.sender = BatchSender(self.client, concurrency)
 
     def run_once(self) -> Round:
+        """Claim one batch, send it, record the answers (the unit of work; tests call it directly)."""
         batch = claim_due(self.engine, self.ledger, self.batch_size, self.lease_seconds)
         if not batch.claims:
             return Round(
                 skipped=batch.skipped, rate_limited=batch.rate_limited, paused_until=batch.paused_until
             )
-        results = self.sender.send(batch.claims)
-        written = finalize(self.engine, self.ledger, results)
+        written = finalize(self.engine, self.ledger, self.sender.send(batch.claims))
         return Round(claimed=len(batch.claims), skipped=batch.skipped, written=written)
 
     def drain(self, seconds: float = 30.0) -> int:
-        """Run rounds until nothing is due (or paused), or ``seconds`` have passed; return rows claimed."""
+        """Send what is due until nothing is (or sending is paused), or ``seconds`` have passed.
+
+        Pipelined: the next batch is claimed and put in flight before the previous batch's answers
+        are recorded, so the database work overlaps WeChat's round trips. A claimed batch never
+        shares an openid with one in flight (those rows are ``sending``). Returns rows claimed.
+        """
         deadline = time.monotonic() + seconds
+        in_flight: PendingBatch | None = None
         total = 0
-        while time.monotonic() < deadline:
-            round_ = self.run_once()
-            total += round_.claimed
-            if round_.paused_until is not None:
-                break
-            if round_.rate_limited:
-                time.sleep(0.02)
+        while True:
+            batch = None
+            if time.monotonic() < deadline:
+                batch = claim_due(self.engine, self.ledger, self.batch_size, self.lease_seconds)
+            next_in_flight = self.sender.submit(batch.claims) if batch and batch.claims else None
+            if in_flight is not None:
+                finalize(self.engine, self.ledger, in_flight.results())
+            in_flight = next_in_flight
+            if in_flight is not None:
+                total += len(batch.claims)
                 continue
-            if round_.claimed == 0 and round_.skipped == 0:
-                break
-        return total
+            if batch is None or batch.paused_until is not None:
+                return total
+            if batch.rate_limited:
+                time.sleep(0.01)
+                continue
+            if batch.skipped == 0:
+                return total
 
     def reconcile(self) -> int:
         return reconcile_expired_leases(self.engine, self.ledger)

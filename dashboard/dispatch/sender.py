@@ -1,56 +1,63 @@
-"""Call WeChat for a batch of claims, many in flight at once, outside any database transaction."""
+"""Hand claims to the bulk send funnel and turn its outcomes into results for ``finalize``."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future
 
-from ..models import utcnow
+from ..wechat.bulk import SendOutcome, SendRequest
 from ..wechat.client import WeChatClient
-from ..wechat.errors import ErrorCategory, WeChatError, WeChatUnknownOutcome
 from .claim import Claim
 from .outcomes import SendResult
 
 
-def send_one(client: WeChatClient, claim: Claim) -> SendResult:
-    started = utcnow()
-    try:
-        msgid = client.send_subscribe_message(
-            claim.openid,
-            claim.template_id,
-            claim.data,
-            page=claim.page,
-            miniprogram_state=claim.miniprogram_state,
-            lang=claim.lang,
-        )
-    except WeChatUnknownOutcome as error:
-        return SendResult(
-            claim.id, claim.attempt, started, utcnow(), None, error.errmsg, None, ErrorCategory.UNKNOWN.value
-        )
-    except WeChatError as error:
-        return SendResult(
-            claim.id,
-            claim.attempt,
-            started,
-            utcnow(),
-            error.errcode,
-            error.errmsg,
-            None,
-            error.category.value,
-        )
-    return SendResult(claim.id, claim.attempt, started, utcnow(), 0, "ok", msgid, "")
+def _result(outcome: SendOutcome) -> SendResult:
+    claim: Claim = outcome.key
+    return SendResult(
+        claim.id,
+        claim.attempt,
+        outcome.started_at,
+        outcome.finished_at,
+        outcome.errcode,
+        outcome.errmsg,
+        outcome.msgid,
+        outcome.category,
+    )
+
+
+class PendingBatch:
+    """A batch in flight; ``results()`` blocks until every call has an answer (or a lost answer)."""
+
+    def __init__(self, future: Future) -> None:
+        self.future = future
+
+    def results(self) -> list[SendResult]:
+        return [_result(outcome) for outcome in self.future.result()]
 
 
 class BatchSender:
-    """A pool of threads sharing the client's connection pool; one per worker process."""
+    """One per worker process: the bulk funnel with ``concurrency`` requests in flight."""
 
     def __init__(self, client: WeChatClient, concurrency: int) -> None:
-        self.client = client
-        self.concurrency = concurrency
-        self.pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="tongzhi-send")
+        self.bulk = client.bulk_sender(concurrency)
+
+    def submit(self, claims: Sequence[Claim]) -> PendingBatch:
+        requests = [
+            SendRequest(
+                claim,
+                claim.openid,
+                claim.template_id,
+                claim.data,
+                claim.page,
+                claim.miniprogram_state,
+                claim.lang,
+            )
+            for claim in claims
+        ]
+        return PendingBatch(self.bulk.submit(requests))
 
     def send(self, claims: Sequence[Claim]) -> list[SendResult]:
-        return list(self.pool.map(lambda claim: send_one(self.client, claim), claims))
+        return self.submit(claims).results()
 
     def close(self) -> None:
-        self.pool.shutdown(wait=True)
+        self.bulk.close()

@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -124,6 +124,21 @@ class WeChatClient:
     def configured(self) -> bool:
         return bool(self.appid and self._secret)
 
+    def bulk_sender(self, concurrency: int):
+        """A :class:`~dashboard.wechat.bulk.BulkSender` for this account, sharing its token source."""
+        from .bulk import BulkSender
+
+        if self.tokens is None:
+            raise WeChatNotConfigured("No access-token source is configured for this WeChat client.")
+        return BulkSender(
+            self.api_base,
+            self.tokens,
+            concurrency=concurrency,
+            connect_timeout=self.timeout[0],
+            read_timeout=self.timeout[1],
+            secret=self._secret,
+        )
+
     # -- tokens and login ----------------------------------------------------------------------------
 
     def stable_token(self, force_refresh: bool = False) -> StableToken:
@@ -187,15 +202,7 @@ class WeChatClient:
         :raise WeChatError: categorised (no_grant 43101, content 47003, transient 43108 …).
         :raise WeChatUnknownOutcome: the request went out but its answer was lost; it may have been delivered.
         """
-        body: dict[str, Any] = {
-            "touser": touser,
-            "template_id": template_id,
-            "data": {key: {"value": str(value)} for key, value in data.items()},
-            "miniprogram_state": miniprogram_state,
-            "lang": lang,
-        }
-        if page:
-            body["page"] = page
+        body = build_send_body(touser, template_id, data, page, miniprogram_state, lang)
         reply = self._call("POST", SEND_PATH, json_body=body, idempotent=False)
         msgid = reply.get("msgid")
         return "" if msgid is None else str(msgid)
@@ -368,16 +375,13 @@ class WeChatClient:
         with response:
             elapsed_ms = (time.monotonic() - started) * 1000
             reply = self._decode(method, path, response, idempotent)
-        errcode = reply.get("errcode", 0)
-        if not isinstance(errcode, int):
-            errcode = int(errcode) if str(errcode).lstrip("-").isdigit() else -1
-        if errcode != 0:
-            error = WeChatError(errcode, self._scrub(str(reply.get("errmsg") or "")))
+        error = error_from_reply(reply, self._scrub)
+        if error is not None:
             log.info(
                 "WeChat %s %s: errcode %s (%s) rid %s in %.0f ms",
                 method,
                 path,
-                errcode,
+                error.errcode,
                 error.category.value,
                 error.rid,
                 elapsed_ms,
@@ -430,6 +434,37 @@ class WeChatClient:
         if self._secret and self._secret in text:
             text = text.replace(self._secret, "***")
         return text
+
+
+def build_send_body(
+    touser: str,
+    template_id: str,
+    data: Mapping[str, str],
+    page: str | None = None,
+    miniprogram_state: str = "formal",
+    lang: str = "zh_CN",
+) -> dict[str, Any]:
+    """The JSON body of ``subscribeMessage.send`` (shared by this client and the bulk sender)."""
+    body: dict[str, Any] = {
+        "touser": touser,
+        "template_id": template_id,
+        "data": {key: {"value": str(value)} for key, value in data.items()},
+        "miniprogram_state": miniprogram_state,
+        "lang": lang,
+    }
+    if page:
+        body["page"] = page
+    return body
+
+
+def error_from_reply(reply: Mapping[str, Any], scrub: Callable[[str], str]) -> WeChatError | None:
+    """WeChat's verdict in a JSON reply: None for errcode 0, else the categorised error."""
+    errcode = reply.get("errcode", 0)
+    if not isinstance(errcode, int):
+        errcode = int(errcode) if str(errcode).lstrip("-").isdigit() else -1
+    if errcode == 0:
+        return None
+    return WeChatError(errcode, scrub(str(reply.get("errmsg") or "")))
 
 
 def _failed_before_sending(exc: requests.RequestException) -> bool:

@@ -18,6 +18,10 @@ class WechatUser(db.Model):
     ``attributes`` holds operator-defined key/values (from CSV import or the API); ``tags`` a list
     of strings. Both feed segments. The WeChat ``session_key`` is never stored here or anywhere
     it could be shown.
+
+    ``main_switch`` and ``item_settings`` are what the mini-program last reported from
+    ``wx.getSetting({withSubscriptions: true})`` (``None``: never reported): the main switch, and the
+    templates for which the user ticked "always keep this choice" with that choice.
     """
 
     __tablename__ = "wechat_user"
@@ -30,6 +34,9 @@ class WechatUser(db.Model):
     attributes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    main_switch: Mapped[bool | None] = mapped_column()
+    item_settings: Mapped[dict[str, str] | None] = mapped_column(JSON)
+    settings_reported_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     def __repr__(self) -> str:
         return f"<WechatUser {self.openid}>"

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import logging
 import secrets
+import threading
 from dataclasses import dataclass
 from typing import Any
 
+import requests
 from flask import current_app
 
 from .delivery import Pusher
@@ -145,13 +147,60 @@ def turn_off(sb: Sandbox, openid: str, template_id: str) -> None:
 def report_prompt_result(sb: Sandbox, openid: str, result: dict[str, str]) -> None:
     """Hook: tell Tongzhi's mini-program API (MP_API_BASE) what the front end got from the prompt.
 
-    A no-op while MP_API_BASE is unset. Reporting itself (the request the mini-program front end would make
-    to Tongzhi, after a wx.login) is a later issue; until then a configured base is only logged.
+    A no-op while MP_API_BASE is unset. Otherwise it does what the mini-program would: log the user in
+    (``POST {MP_API_BASE}/session`` with a wx.login code minted here; the token is kept per user and
+    renewed on 401), then forward the success object to ``POST {MP_API_BASE}/grants`` with an
+    Idempotency-Key. MP_API_BASE is the API's base URL, e.g. ``http://127.0.0.1:5000/api/mp``.
+    Only plain HTTP with ``requests``: the sandbox knows Tongzhi's contract, never its code. A failure
+    is logged and never raised: the user's answer stands in the sandbox either way.
     """
-    base = sb.state.config.get("MP_API_BASE")
+    base = str(sb.state.config.get("MP_API_BASE") or "").rstrip("/")
     if not base:
         return
-    log.info("MP_API_BASE=%s set; reporting prompt results for %s is not implemented yet", base, openid)
+    key = secrets.token_hex(16)
+    timeout = float(sb.state.config.get("PUSH_TIMEOUT", 5.0))
+    try:
+        for attempt in (1, 2):
+            token = _mp_token(sb, base, openid, renew=attempt == 2)
+            if token is None:
+                return
+            response = requests.post(
+                f"{base}/grants",
+                json=result,
+                headers={"Authorization": f"Bearer {token}", "Idempotency-Key": key},
+                timeout=timeout,
+            )
+            if response.status_code != 401:
+                break
+        if response.status_code != 200:
+            log.warning("reporting a prompt result to %s failed: HTTP %s", base, response.status_code)
+    except requests.RequestException as exc:
+        log.warning("reporting a prompt result to %s failed: %s", base, type(exc).__name__)
+
+
+_mp_tokens: dict[tuple[str, str], str] = {}
+_mp_tokens_lock = threading.Lock()
+
+
+def _mp_token(sb: Sandbox, base: str, openid: str, renew: bool = False) -> str | None:
+    """A session token of Tongzhi's API for ``openid``, logging in when there is none (or ``renew``)."""
+    with _mp_tokens_lock:
+        token = None if renew else _mp_tokens.get((base, openid))
+    if token:
+        return token
+    code = mint_login_code(sb.state, openid)
+    if code is None:
+        return None
+    response = requests.post(
+        f"{base}/session", json={"code": code}, timeout=float(sb.state.config.get("PUSH_TIMEOUT", 5.0))
+    )
+    if response.status_code != 200:
+        log.warning("logging %s in at %s failed: HTTP %s", openid, base, response.status_code)
+        return None
+    token = response.json().get("token")
+    with _mp_tokens_lock:
+        _mp_tokens[(base, openid)] = token
+    return token
 
 
 def credits_view(

@@ -1,0 +1,160 @@
+"""The mini-program's JSON API under ``/api/mp/`` (the product's contract; documented in ``openapi.py``).
+
+Authentication is a Bearer token from ``POST /api/mp/session``, not the operators' session, so these
+views are ``@public`` to the operator access check and exempt from CSRF. Every answer is JSON, errors
+included (``errors.py``); bodies are size-limited; requests are rate-limited per IP and per token.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, current_app, g, jsonify, request
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
+
+from ..access import public
+from ..extensions import csrf, db
+from ..grants import services as grants
+from ..models import WechatUser
+from . import services, tokens
+from .errors import ApiError, register_json_errors
+from .openapi import openapi_document
+from .ratelimit import limiter_for
+from .validation import (
+    digest,
+    idempotency_key,
+    parse_grant_report,
+    parse_login,
+    parse_settings,
+    read_json_object,
+)
+
+bp = Blueprint("mp_api", __name__)
+csrf.exempt(bp)
+register_json_errors(bp)
+
+
+@bp.before_request
+def limit_requests() -> None:
+    config = current_app.config
+    verdict = limiter_for(current_app).check(f"ip:{request.remote_addr}", int(config["MP_RATE_LIMIT_PER_IP"]))
+    if not verdict.allowed:
+        raise ApiError(
+            429,
+            "rate_limited",
+            "Too many requests from this address: slow down.",
+            headers={"Retry-After": str(verdict.retry_after)},
+        )
+    limit = int(config["MP_MAX_BODY_BYTES"])
+    # One byte over the limit, so a chunked body (no Content-Length) that is too long shows as such:
+    # Werkzeug stops reading at the maximum without saying whether more was coming.
+    request.max_content_length = limit + 1
+    if request.content_length is not None and request.content_length > limit:
+        raise ApiError(413, "body_too_large", f"The body is larger than {limit} bytes.")
+
+
+def current_mp_user() -> WechatUser:
+    """The token's user, counted against the per-token rate limit."""
+    user = tokens.authenticate(request.headers.get("Authorization"))
+    verdict = limiter_for(current_app).check(
+        f"user:{user.id}", int(current_app.config["MP_RATE_LIMIT_PER_TOKEN"])
+    )
+    if not verdict.allowed:
+        raise ApiError(
+            429,
+            "rate_limited",
+            "Too many requests for this user: slow down.",
+            headers={"Retry-After": str(verdict.retry_after)},
+        )
+    g.mp_user = user
+    return user
+
+
+def _grants_response(balances, status: int = 200, replayed: bool = False) -> Response:
+    response = jsonify(grants=[grants.balance_json(b) for b in balances])
+    response.status_code = status
+    response.headers["Cache-Control"] = "no-store"
+    if replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return response
+
+
+@bp.get("/ping")
+@public
+def ping() -> Response:
+    """A trivial JSON answer: liveness for the mini-program, and the benchmark's baseline."""
+    return jsonify(ok=True)
+
+
+@bp.post("/session")
+@public
+def session() -> Response:
+    code = parse_login(read_json_object())
+    user = services.log_in(code)
+    db.session.commit()
+    response = jsonify(token=tokens.issue_token(user), expires_in=tokens.token_ttl())
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.get("/grants")
+@public
+def list_grants() -> Response:
+    user = current_mp_user()
+    return _grants_response(grants.balances_for(user.id))
+
+
+@bp.post("/grants")
+@public
+def report_grants() -> Response:
+    user = current_mp_user()
+    key = idempotency_key()
+    body = read_json_object()
+    report = parse_grant_report(body, services.max_templates())
+    outcome = services.report_grants(user, report, digest(body), key)
+    db.session.commit()
+    return _grants_response(outcome.balances, replayed=outcome.replayed)
+
+
+@bp.get("/grants/<template_id>")
+@public
+def show_grant(template_id: str) -> Response:
+    user = current_mp_user()
+    response = jsonify(services.balance_for_template(user, template_id))
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.post("/settings")
+@public
+def report_settings() -> Response:
+    user = current_mp_user()
+    settings = parse_settings(read_json_object())
+    services.report_settings(user, settings)
+    db.session.commit()
+    return jsonify(main_switch=user.main_switch, item_settings=user.item_settings or {})
+
+
+@bp.get("/openapi.json")
+@public
+def openapi() -> Response:
+    return jsonify(openapi_document())
+
+
+ROUTE_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+
+
+@bp.route("/<path:anything>", methods=ROUTE_METHODS)
+@public
+def not_found(anything: str) -> Response:
+    """Unknown paths (and known paths with the wrong method) answer in JSON too, never with a page."""
+    adapter = current_app.url_map.bind_to_environ(request.environ)
+    allowed = set()
+    for method in ROUTE_METHODS:
+        try:
+            endpoint, _ = adapter.match(method=method)
+        except HTTPException:
+            continue
+        if endpoint != request.endpoint:
+            allowed.add(method)
+    if allowed:
+        raise MethodNotAllowed(valid_methods=sorted(allowed))
+    raise ApiError(404, "not_found", "There is no such API path.")

@@ -1,0 +1,313 @@
+"""Users (mini-program users, ``WechatUser``): find them, show them, and import their attributes.
+
+Services add to the session and return; the view commits once.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from flask_babel import gettext as _
+from sqlalchemy import Select, Text, cast, func, or_, select
+
+from ..extensions import db
+from ..grants.services import insert_ignoring_conflicts, live_condition
+from ..models import Delivery, WechatUser, utcnow
+from ..models.grants import GrantBalance, GrantEvent
+
+OPENID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+ATTRIBUTE_KEY_RE = re.compile(r"^\w[\w.\-]{0,39}$")
+CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+RESERVED_COLUMNS = {"openid", "nickname", "tags"}
+REFUSED_COLUMNS = {"unionid", "id", "created_at", "last_login_at"}
+TAG_SEPARATORS = re.compile(r"[;|]")
+MAX_IMPORT_ROWS = 50_000
+MAX_TAGS = 20
+MAX_TAG_LENGTH = 32
+MAX_VALUE_LENGTH = 256
+MAX_NICKNAME_LENGTH = 64
+
+
+def ensure_user(openid: str, unionid: str | None = None) -> WechatUser:
+    """The user with ``openid``, created if Tongzhi has not seen them (safe against a concurrent create)."""
+    insert_ignoring_conflicts(
+        db.session,
+        WechatUser.__table__,
+        {
+            "openid": openid,
+            "unionid": unionid,
+            "nickname": "",
+            "tags": [],
+            "attributes": {},
+            "created_at": utcnow(),
+        },
+        ("openid",),
+    )
+    user = db.session.scalar(
+        select(WechatUser).where(WechatUser.openid == openid).execution_options(populate_existing=True)
+    )
+    assert user is not None
+    if unionid and user.unionid != unionid:
+        user.unionid = unionid
+    return user
+
+
+def _json_text_fragment(text: str) -> str:
+    """How ``text`` appears inside the JSON the database keeps (non-ASCII as \\uXXXX escapes)."""
+    return json.dumps(text)[1:-1].lower()
+
+
+def search_users(q: str) -> Select[tuple[WechatUser]]:
+    """Users matching ``q``: ``key=value`` matches one attribute exactly; anything else matches an openid
+    or unionid (exact or prefix), a nickname, a tag or an attribute (substring, case-insensitive)."""
+    query = select(WechatUser).order_by(WechatUser.id.desc())
+    q = q.strip()
+    if not q:
+        return query
+    key, sep, value = q.partition("=")
+    key, value = key.strip(), value.strip()
+    if sep and ATTRIBUTE_KEY_RE.match(key) and key not in RESERVED_COLUMNS:
+        return query.where(WechatUser.attributes[key].as_string() == value)
+    if sep and key in ("nickname", "tags", "openid") and value:
+        q = value
+    fragment = _json_text_fragment(q)
+    return query.where(
+        or_(
+            WechatUser.openid == q,
+            WechatUser.openid.startswith(q, autoescape=True),
+            WechatUser.unionid == q,
+            WechatUser.unionid.startswith(q, autoescape=True),
+            func.lower(WechatUser.nickname).contains(q.lower(), autoescape=True),
+            func.lower(cast(WechatUser.tags, Text)).contains(fragment, autoescape=True),
+            func.lower(cast(WechatUser.attributes, Text)).contains(fragment, autoescape=True),
+        )
+    )
+
+
+def live_grant_counts(user_ids: Iterable[int]) -> dict[int, int]:
+    """Per user: how many templates they hold a live grant for."""
+    ids = list(user_ids)
+    if not ids:
+        return {}
+    rows = db.session.execute(
+        select(GrantBalance.user_id, func.count())
+        .where(GrantBalance.user_id.in_(ids), live_condition())
+        .group_by(GrantBalance.user_id)
+    ).all()
+    return {user_id: count for user_id, count in rows}
+
+
+def timeline(user_id: int, before_id: int | None = None, limit: int = 50) -> list[GrantEvent]:
+    """The user's ledger events, newest first; ``before_id`` pages back."""
+    query = select(GrantEvent).where(GrantEvent.user_id == user_id)
+    if before_id is not None:
+        query = query.where(GrantEvent.id < before_id)
+    return list(db.session.scalars(query.order_by(GrantEvent.id.desc()).limit(limit)))
+
+
+def deliveries_for(user: WechatUser, limit: int = 50) -> list[Delivery]:
+    return list(
+        db.session.scalars(
+            select(Delivery)
+            .where(or_(Delivery.user_id == user.id, Delivery.openid == user.openid))
+            .order_by(Delivery.id.desc())
+            .limit(limit)
+        )
+    )
+
+
+# -- CSV import of attributes ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RowError:
+    line: int  # the line of the file (1 = header); 0 = the file as a whole
+    column: str
+    message: str
+
+
+@dataclass
+class ImportRow:
+    line: int
+    openid: str
+    nickname: str | None = None
+    tags: list[str] | None = None
+    attributes: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class ImportPlan:
+    rows: list[ImportRow]
+    errors: list[RowError]
+    columns: list[str]
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors and bool(self.rows)
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    rows: int
+    created: int
+    updated: int
+
+
+def _check_value(line: int, column: str, value: str, limit: int, errors: list[RowError]) -> None:
+    if len(value) > limit:
+        errors.append(RowError(line, column, _("Longer than %(limit)d characters.", limit=limit)))
+    elif CONTROL_RE.search(value):
+        errors.append(RowError(line, column, _("Contains a control character (a line break or tab).")))
+
+
+def _header_errors(header: list[str]) -> list[RowError]:
+    errors = []
+    seen: set[str] = set()
+    for index, name in enumerate(header, start=1):
+        label = name or f"#{index}"
+        if not name:
+            errors.append(RowError(1, label, _("A column has no name.")))
+        elif name in seen:
+            errors.append(RowError(1, name, _("This column appears twice.")))
+        elif name in REFUSED_COLUMNS:
+            errors.append(RowError(1, name, _("This column comes from WeChat and cannot be imported.")))
+        elif name not in RESERVED_COLUMNS and not ATTRIBUTE_KEY_RE.match(name):
+            errors.append(
+                RowError(1, name, _("Attribute names use letters, digits, _ . - and at most 40 characters."))
+            )
+        seen.add(name)
+    if "openid" not in header:
+        errors.append(RowError(1, "openid", _("The header must have an openid column.")))
+    return errors
+
+
+def parse_import(raw: bytes, max_rows: int = MAX_IMPORT_ROWS) -> ImportPlan:
+    """Read a CSV of user attributes: a header with ``openid`` and any of ``nickname``, ``tags`` (separated
+    by ; or |) and custom attribute columns. Every problem is reported with its line and column; the
+    plan is only usable (``ok``) when there is none. An empty cell leaves that value as it is."""
+    errors: list[RowError] = []
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return ImportPlan([], [RowError(0, "", _("The file is not UTF-8 text. Save it as CSV UTF-8."))], [])
+    if "\x00" in text:
+        return ImportPlan([], [RowError(0, "", _("The file is not a CSV text file."))], [])
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    try:
+        header = [name.strip() for name in next(reader)]
+    except StopIteration:
+        return ImportPlan([], [RowError(0, "", _("The file is empty."))], [])
+    except csv.Error as exc:
+        return ImportPlan([], [RowError(1, "", _("Malformed CSV: %(reason)s", reason=str(exc)))], [])
+    errors.extend(_header_errors(header))
+    if errors:
+        return ImportPlan([], errors, header)
+    rows: list[ImportRow] = []
+    seen: dict[str, int] = {}
+    while True:
+        try:
+            values = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            errors.append(RowError(reader.line_num, "", _("Malformed CSV: %(reason)s", reason=str(exc))))
+            break
+        line = reader.line_num
+        if not values or all(not value.strip() for value in values):
+            continue
+        if len(rows) >= max_rows:
+            errors.append(RowError(line, "", _("More than %(count)d rows: split the file.", count=max_rows)))
+            break
+        if len(values) != len(header):
+            errors.append(
+                RowError(
+                    line,
+                    "",
+                    _(
+                        "Expected %(expected)d fields, found %(found)d.",
+                        expected=len(header),
+                        found=len(values),
+                    ),
+                )
+            )
+            continue
+        cells = {name: value.strip() for name, value in zip(header, values, strict=True)}
+        openid = cells["openid"]
+        if not OPENID_RE.match(openid):
+            errors.append(
+                RowError(line, "openid", _("Not an openid (letters, digits, _ and -, at most 64)."))
+            )
+            continue
+        if openid in seen:
+            errors.append(
+                RowError(line, "openid", _("The same openid is on line %(line)d already.", line=seen[openid]))
+            )
+            continue
+        seen[openid] = line
+        row = ImportRow(line=line, openid=openid)
+        if cells.get("nickname"):
+            _check_value(line, "nickname", cells["nickname"], MAX_NICKNAME_LENGTH, errors)
+            row.nickname = cells["nickname"]
+        if cells.get("tags"):
+            tags = list(dict.fromkeys(t.strip() for t in TAG_SEPARATORS.split(cells["tags"]) if t.strip()))
+            if len(tags) > MAX_TAGS:
+                errors.append(RowError(line, "tags", _("More than %(count)d tags.", count=MAX_TAGS)))
+            for tag in tags:
+                _check_value(line, "tags", tag, MAX_TAG_LENGTH, errors)
+            row.tags = tags
+        for name, value in cells.items():
+            if name in RESERVED_COLUMNS or not value:
+                continue
+            _check_value(line, name, value, MAX_VALUE_LENGTH, errors)
+            row.attributes[name] = value
+        rows.append(row)
+    if not rows and not errors:
+        errors.append(RowError(0, "", _("The file has a header but no rows.")))
+    return ImportPlan(rows, errors, header)
+
+
+def apply_import(plan: ImportPlan) -> ImportResult:
+    """Write a plan without errors: create unknown users, set nickname and tags, merge attributes."""
+    if not plan.ok:
+        raise ValueError("an import with errors must not be applied")
+    created = updated = 0
+    for start in range(0, len(plan.rows), 500):
+        chunk = plan.rows[start : start + 500]
+        existing = {
+            user.openid: user
+            for user in db.session.scalars(
+                select(WechatUser).where(WechatUser.openid.in_([row.openid for row in chunk]))
+            )
+        }
+        for row in chunk:
+            user = existing.get(row.openid)
+            if user is None:
+                user = WechatUser(openid=row.openid, nickname="", tags=[], attributes={})
+                db.session.add(user)
+                created += 1
+            else:
+                updated += 1
+            if row.nickname is not None:
+                user.nickname = row.nickname
+            if row.tags is not None:
+                user.tags = list(row.tags)
+            if row.attributes:
+                user.attributes = {**(user.attributes or {}), **row.attributes}
+        db.session.flush()
+    return ImportResult(rows=len(plan.rows), created=created, updated=updated)
+
+
+def describe_settings(user: WechatUser) -> dict[str, Any]:
+    """The reported subscription settings, ready for the page."""
+    return {
+        "reported": user.settings_reported_at is not None,
+        "main_switch": user.main_switch,
+        "items": sorted((user.item_settings or {}).items()),
+        "at": user.settings_reported_at,
+    }

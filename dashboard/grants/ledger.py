@@ -1,0 +1,431 @@
+"""The ledger's contract with the dispatch engine: reserve a credit before calling WeChat, settle after.
+
+A send of a one-time template goes through two steps, each inside the engine's own transaction:
+
+1. ``reserve_credit`` — in the transaction that claims the delivery, before the call. Takes one credit
+   (appends ``reserved``, −1) if the user holds more than ``keep``; a long-term grant is checked, not
+   spent. Returns whether the send may go ahead.
+2. After WeChat answered, in the transaction that records the answer, exactly one of:
+
+   * ``spend_credit`` — errcode 0, or an unknown outcome (the request left, the answer was lost): the
+     reserved credit is used (appends ``spent``, 0). Called without a reservation it takes one itself.
+   * ``release_credit`` — a failure that did not use the credit (47003, 40003, -1, 43108, 45009, …):
+     the credit goes back (appends ``released``, +1).
+   * ``zero_credits`` — 43101: WeChat says there is no grant, so our balance was wrong: credits go to
+     zero and a long-term grant goes inactive (appends ``no_grant``, −what was left).
+
+Every function is idempotent per delivery: it looks at the last ledger event of that delivery first, so
+a retried claim never takes a second credit and a repeated settlement changes nothing. A failed
+transaction rolls the credit back with everything else. None of them commits.
+
+``GrantLedger`` wraps the same functions in the batch shape of ``dashboard.dispatch.ledger.CreditLedger``.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select, tuple_, update
+
+from ..models import WechatUser, utcnow
+from ..models.grants import GrantBalance, GrantEvent, GrantSource, LedgerStatus
+from .services import LONG_TERM, AnySession, _session, add_events, lock_balance
+
+UserRef = WechatUser | int
+
+
+class ReserveOutcome(enum.StrEnum):
+    reserved = "reserved"  # one one-time credit taken for this delivery
+    already_reserved = "already_reserved"  # this delivery holds one already (a retried claim)
+    long_term = "long_term"  # an active long-term grant: nothing to take
+    no_grant = "no_grant"  # no credit, inactive, or a settled delivery: do not send
+    budget = "budget"  # credits exist but all are kept for transactional sends
+
+
+@dataclass(frozen=True)
+class Reservation:
+    outcome: ReserveOutcome
+    credits_left: int | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True when the send may go ahead."""
+        return self.outcome in (
+            ReserveOutcome.reserved,
+            ReserveOutcome.already_reserved,
+            ReserveOutcome.long_term,
+        )
+
+
+def _user_id(user: UserRef) -> int:
+    return user if isinstance(user, int) else user.id
+
+
+def last_statuses(session: AnySession, delivery_ids: Iterable[int]) -> dict[int, str]:
+    """The status of each delivery's latest send_result event (absent: the ledger never saw it)."""
+    ids = sorted({int(i) for i in delivery_ids})
+    if not ids:
+        return {}
+    rows = session.execute(
+        select(GrantEvent.delivery_id, GrantEvent.status)
+        .where(GrantEvent.delivery_id.in_(ids), GrantEvent.source == GrantSource.send_result.value)
+        .order_by(GrantEvent.id)
+    ).all()
+    return {delivery_id: status for delivery_id, status in rows}
+
+
+def _event(
+    user_id: int, template_id: str, delivery_id: int | None, status: str, delta: int, row: Any, note: str = ""
+) -> dict[str, Any]:
+    now = utcnow()
+    return {
+        "user_id": user_id,
+        "template_id": template_id,
+        "template_known": bool(row.template_known),
+        "kind": row.kind,
+        "source": GrantSource.send_result.value,
+        "status": str(status),
+        "credit_delta": delta,
+        "credits_after": row.credits,
+        "active_after": bool(row.active),
+        "scene": None,
+        "page": None,
+        "note": note,
+        "report_id": None,
+        "push_id": None,
+        "delivery_id": delivery_id,
+        "pairs_with_id": None,
+        "occurred_at": now,
+        "created_at": now,
+    }
+
+
+_RETURNING = (
+    GrantBalance.__table__.c.credits,
+    GrantBalance.__table__.c.active,
+    GrantBalance.__table__.c.kind,
+    GrantBalance.__table__.c.template_known,
+)
+
+
+def _take_one(session: AnySession, user_id: int, template_id: str, keep: int):
+    table = GrantBalance.__table__
+    return session.execute(
+        update(table)
+        .where(
+            table.c.user_id == user_id,
+            table.c.template_id == template_id,
+            table.c.kind != LONG_TERM,
+            table.c.credits > keep,
+        )
+        .values(credits=table.c.credits - 1, updated_at=utcnow())
+        .returning(*_RETURNING)
+    ).first()
+
+
+def _why_not(session: AnySession, user_id: int, template_id: str, keep: int) -> Reservation:
+    row = session.execute(
+        select(GrantBalance.kind, GrantBalance.credits, GrantBalance.active).where(
+            GrantBalance.user_id == user_id, GrantBalance.template_id == template_id
+        )
+    ).first()
+    if row is None:
+        return Reservation(ReserveOutcome.no_grant, 0)
+    if row.kind == LONG_TERM:
+        return Reservation(ReserveOutcome.long_term if row.active else ReserveOutcome.no_grant)
+    if 0 < row.credits <= keep:
+        return Reservation(ReserveOutcome.budget, row.credits)
+    return Reservation(ReserveOutcome.no_grant, row.credits)
+
+
+def _reserve(
+    session: AnySession,
+    user_id: int,
+    template_id: str,
+    delivery_id: int,
+    keep: int,
+    last: str | None,
+    events: list[dict[str, Any]],
+) -> Reservation:
+    if last in (LedgerStatus.reserved, LedgerStatus.spent):
+        # spent: this delivery already used its credit; a second claim of it must not send again.
+        return Reservation(
+            ReserveOutcome.already_reserved if last == LedgerStatus.reserved else ReserveOutcome.no_grant
+        )
+    row = _take_one(session, user_id, template_id, max(keep, 0))
+    if row is None:
+        return _why_not(session, user_id, template_id, max(keep, 0))
+    events.append(_event(user_id, template_id, delivery_id, LedgerStatus.reserved, -1, row))
+    return Reservation(ReserveOutcome.reserved, row.credits)
+
+
+def reserve_credit(
+    user: UserRef, template_id: str, delivery_id: int, *, keep: int = 0, session: AnySession | None = None
+) -> Reservation:
+    """Take one credit of ``template_id`` from ``user`` for ``delivery_id``, before calling WeChat.
+
+    One-time: atomically decrements the balance if it holds more than ``keep`` credits (``keep`` is
+    the credit budget only transactional sends may use; pass 0 for them) and appends ``reserved``.
+    Long-term: checks the grant is active and writes nothing. A delivery that already holds a
+    reservation gets ``already_reserved`` without a second credit being taken.
+
+    :returns: a ``Reservation``; send only when ``.ok``. ``no_grant`` and ``budget`` mean skip.
+    """
+    session = _session(session)
+    events: list[dict[str, Any]] = []
+    last = last_statuses(session, [delivery_id]).get(delivery_id)
+    result = _reserve(session, _user_id(user), template_id, delivery_id, keep, last, events)
+    add_events(session, events)
+    return result
+
+
+def _settle(
+    session: AnySession,
+    action: str,
+    user_id: int,
+    template_id: str,
+    delivery_id: int | None,
+    last: str | None,
+    events: list[dict[str, Any]],
+    note: str = "",
+) -> bool:
+    table = GrantBalance.__table__
+    if action == "spend":
+        if last == LedgerStatus.reserved:
+            row = session.execute(
+                select(*_RETURNING).where(table.c.user_id == user_id, table.c.template_id == template_id)
+            ).one()
+            events.append(_event(user_id, template_id, delivery_id, LedgerStatus.spent, 0, row, note))
+            return True
+        if last == LedgerStatus.spent:
+            return True
+        if last == LedgerStatus.no_grant:
+            return False
+        row = _take_one(session, user_id, template_id, 0)
+        if row is not None:
+            events.append(_event(user_id, template_id, delivery_id, LedgerStatus.spent, -1, row, note))
+            return True
+        return _why_not(session, user_id, template_id, 0).outcome == ReserveOutcome.long_term
+    if action == "release":
+        if last != LedgerStatus.reserved:
+            return False
+        row = session.execute(
+            update(table)
+            .where(table.c.user_id == user_id, table.c.template_id == template_id)
+            .values(credits=table.c.credits + 1, updated_at=utcnow())
+            .returning(*_RETURNING)
+        ).one()
+        events.append(_event(user_id, template_id, delivery_id, LedgerStatus.released, 1, row, note))
+        return True
+    if action == "zero":
+        if last == LedgerStatus.no_grant:
+            return False
+        locked = lock_balance(session, user_id, template_id)
+        row = session.execute(
+            update(table)
+            .where(table.c.user_id == user_id, table.c.template_id == template_id)
+            .values(credits=0, active=False, last_status=LedgerStatus.no_grant.value, updated_at=utcnow())
+            .returning(*_RETURNING)
+        ).one()
+        events.append(
+            _event(
+                user_id,
+                template_id,
+                delivery_id,
+                LedgerStatus.no_grant,
+                -locked.credits,
+                row,
+                note or "43101",
+            )
+        )
+        return True
+    raise ValueError(f"unknown ledger action {action!r}")
+
+
+def _settle_one(
+    action: str,
+    user: UserRef,
+    template_id: str,
+    delivery_id: int | None,
+    note: str,
+    session: AnySession | None,
+) -> bool:
+    session = _session(session)
+    events: list[dict[str, Any]] = []
+    last = last_statuses(session, [delivery_id]).get(delivery_id) if delivery_id is not None else None
+    done = _settle(session, action, _user_id(user), template_id, delivery_id, last, events, note)
+    add_events(session, events)
+    return done
+
+
+def spend_credit(
+    user: UserRef, template_id: str, delivery_id: int, *, note: str = "", session: AnySession | None = None
+) -> bool:
+    """The send succeeded (errcode 0) or its outcome is unknown: the delivery's credit is used.
+
+    Appends ``spent`` after a reservation (no balance change: the reservation took it). Without one it
+    takes a credit now (``spent``, −1). Repeating it changes nothing. Long-term grants write nothing.
+
+    :returns: False when there was no credit to spend (the send should not have happened).
+    """
+    return _settle_one("spend", user, template_id, delivery_id, note, session)
+
+
+def release_credit(
+    user: UserRef, template_id: str, delivery_id: int, *, note: str = "", session: AnySession | None = None
+) -> bool:
+    """The send failed without using the credit: give the reserved credit back (``released``, +1).
+
+    Only a delivery whose last ledger event is ``reserved`` gets anything back, so a repeated or late
+    release can never create a credit. :returns: whether a credit went back.
+    """
+    return _settle_one("release", user, template_id, delivery_id, note, session)
+
+
+def zero_credits(
+    user: UserRef,
+    template_id: str,
+    delivery_id: int | None = None,
+    *,
+    note: str = "43101",
+    session: AnySession | None = None,
+) -> bool:
+    """WeChat answered 43101 (no subscription): the user holds nothing for this template.
+
+    Sets one-time credits to 0 and a long-term grant inactive, appending ``no_grant`` with the credits
+    removed. A credit reserved for ``delivery_id`` is not given back (WeChat had none to give).
+    Repeating it for the same delivery changes nothing. :returns: False for such a repeat.
+    """
+    return _settle_one("zero", user, template_id, delivery_id, note, session)
+
+
+class GrantLedger:
+    """``dashboard.dispatch.ledger.CreditLedger`` over this ledger, for batches of deliveries.
+
+    Rows are duck-typed: ``reserve`` reads ``delivery_id``, ``user_id`` (or ``openid`` when None),
+    ``template_id`` and ``source``; ``settle`` reads the same plus ``action`` (``spend`` / ``release`` /
+    ``zero``). ``keep_for(template_id, source)`` gives the credits a send of that source must leave
+    (the credit budget); by default none.
+    """
+
+    def __init__(self, keep_for: Callable[[str, str], int] | None = None) -> None:
+        self.keep_for = keep_for or (lambda template_id, source: 0)
+
+    @staticmethod
+    def _user_ids(session: AnySession, rows: Sequence[Any]) -> dict[str, int]:
+        openids = {row.openid for row in rows if getattr(row, "user_id", None) is None and row.openid}
+        if not openids:
+            return {}
+        found = session.execute(
+            select(WechatUser.openid, WechatUser.id).where(WechatUser.openid.in_(openids))
+        )
+        return {openid: user_id for openid, user_id in found}
+
+    def reserve(self, session: AnySession, rows: Sequence[Any]) -> dict[int, str | None]:
+        """Per delivery id: None when it may be sent, else the skip reason (``no_grant``, ``budget``).
+
+        The common case (a first claim, each user once in the batch) takes all one-time credits with one
+        ``UPDATE … RETURNING`` per budget value; anything else goes through the per-row path.
+        """
+        by_openid = self._user_ids(session, rows)
+        last = last_statuses(session, [row.delivery_id for row in rows])
+        events: list[dict[str, Any]] = []
+        answer: dict[int, str | None] = {}
+        batched: dict[int, list[tuple[Any, int]]] = {}  # keep -> [(row, user_id)]
+        seen: set[tuple[int, str]] = set()
+        single: list[tuple[Any, int, int]] = []
+        for row in rows:
+            user_id = row.user_id if row.user_id is not None else by_openid.get(row.openid)
+            if user_id is None:
+                answer[row.delivery_id] = ReserveOutcome.no_grant.value
+                continue
+            keep = max(int(self.keep_for(row.template_id, str(getattr(row, "source", ""))) or 0), 0)
+            pair = (user_id, row.template_id)
+            if last.get(row.delivery_id) is None and pair not in seen:
+                seen.add(pair)
+                batched.setdefault(keep, []).append((row, user_id))
+            else:
+                single.append((row, user_id, keep))
+        table = GrantBalance.__table__
+        for keep, group in batched.items():
+            taken = {
+                (found.user_id, found.template_id): found
+                for found in session.execute(
+                    update(table)
+                    .where(
+                        tuple_(table.c.user_id, table.c.template_id).in_(
+                            [(user_id, row.template_id) for row, user_id in group]
+                        ),
+                        table.c.kind != LONG_TERM,
+                        table.c.credits > keep,
+                    )
+                    .values(credits=table.c.credits - 1, updated_at=utcnow())
+                    .returning(table.c.user_id, table.c.template_id, *_RETURNING)
+                )
+            }
+            for row, user_id in group:
+                found = taken.get((user_id, row.template_id))
+                if found is not None:
+                    events.append(
+                        _event(user_id, row.template_id, row.delivery_id, LedgerStatus.reserved, -1, found)
+                    )
+                    answer[row.delivery_id] = None
+                else:
+                    result = _why_not(session, user_id, row.template_id, keep)
+                    answer[row.delivery_id] = None if result.ok else result.outcome.value
+        for row, user_id, keep in single:
+            result = _reserve(
+                session, user_id, row.template_id, row.delivery_id, keep, last.get(row.delivery_id), events
+            )
+            answer[row.delivery_id] = None if result.ok else result.outcome.value
+        add_events(session, events)
+        return answer
+
+    def settle(self, session: AnySession, settlements: Sequence[Any]) -> None:
+        """Spend, release or zero what each delivery reserved (idempotent per delivery).
+
+        Spending a reserved credit changes no balance, so those events are written from one read of the
+        balances; other settlements go through the per-row path.
+        """
+        by_openid = self._user_ids(session, settlements)
+        last = last_statuses(session, [row.delivery_id for row in settlements])
+        events: list[dict[str, Any]] = []
+        spends: list[tuple[Any, int]] = []
+        others: list[tuple[Any, int, str]] = []
+        for row in settlements:
+            user_id = row.user_id if row.user_id is not None else by_openid.get(row.openid)
+            if user_id is None:
+                continue
+            action = str(getattr(row.action, "value", row.action))
+            if action == "spend" and last.get(row.delivery_id) == LedgerStatus.reserved:
+                spends.append((row, user_id))
+            else:
+                others.append((row, user_id, action))
+        if spends:
+            table = GrantBalance.__table__
+            balances = {
+                (found.user_id, found.template_id): found
+                for found in session.execute(
+                    select(table.c.user_id, table.c.template_id, *_RETURNING).where(
+                        tuple_(table.c.user_id, table.c.template_id).in_(
+                            list({(user_id, row.template_id) for row, user_id in spends})
+                        )
+                    )
+                )
+            }
+            for row, user_id in spends:
+                balance = balances[(user_id, row.template_id)]
+                events.append(
+                    _event(user_id, row.template_id, row.delivery_id, LedgerStatus.spent, 0, balance)
+                )
+                last[row.delivery_id] = LedgerStatus.spent.value
+        for row, user_id, action in others:
+            _settle(
+                session, action, user_id, row.template_id, row.delivery_id, last.get(row.delivery_id), events
+            )
+            if events and events[-1]["delivery_id"] == row.delivery_id:
+                last[row.delivery_id] = events[-1]["status"]
+        add_events(session, events)

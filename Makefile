@@ -26,7 +26,7 @@ translations: $(VENV)/.installed
 ## Serve the dashboard on http://$(HOST):$(PORT) with the embedded defaults (SQLite in instance/, and the
 ## WeChat sandbox on port 5010 unless WECHAT_APPID is set).
 run: $(VENV)/.installed translations
-	$(BIN)/flask --app wsgi db upgrade heads
+	$(BIN)/flask --app wsgi db upgrade
 	$(BIN)/flask --app wsgi demo-admin
 	$(BIN)/flask --app wsgi serve --host $(HOST) --port $(PORT)
 

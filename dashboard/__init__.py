@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,10 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     """
     app = Flask(
         __name__,
-        instance_path=(test_config or {}).get("INSTANCE_PATH"),
+        # Where SQLite, the generated key and the Huey queue file live; a checkout's instance/ by default.
+        instance_path=(test_config or {}).get("INSTANCE_PATH")
+        or os.environ.get("TONGZHI_INSTANCE_PATH")
+        or None,
         instance_relative_config=True,
         template_folder=str(ROOT / "templates"),
         static_folder=str(ROOT / "static"),
@@ -73,6 +77,7 @@ def _configure_logging(app: Flask) -> None:
 def _init_extensions(app: Flask) -> None:
     from . import database, i18n
     from .auth.services import load_operator
+    from .dispatch import tasks as dispatch_tasks
     from .extensions import csrf, db, login_manager, migrate
 
     database.init_app(app)
@@ -83,21 +88,32 @@ def _init_extensions(app: Flask) -> None:
     login_manager.session_protection = "basic"
     login_manager.user_loader(load_operator)
     i18n.init_app(app)
+    dispatch_tasks.init_app(app)
 
 
 def _register_blueprints(app: Flask) -> None:
+    from .api.v1 import bp as api_v1_bp
+    from .api.views import bp as mp_api_bp
     from .apikeys.views import bp as apikeys_bp
+    from .audience.views import bp as audience_bp
     from .audit.views import bp as audit_bp
     from .auth.views import bp as auth_bp
+    from .catalog.views import bp as catalog_bp
     from .deliveries.views import bp as deliveries_bp
     from .home.views import bp as home_bp
     from .operators.views import bp as operators_bp
+    from .push.views import bp as push_bp
     from .settings.views import bp as settings_bp
 
     app.register_blueprint(auth_bp)
     app.register_blueprint(home_bp)
+    app.register_blueprint(catalog_bp)
     app.register_blueprint(deliveries_bp, url_prefix="/deliveries")
     app.register_blueprint(operators_bp, url_prefix="/settings/operators")
     app.register_blueprint(audit_bp, url_prefix="/settings/audit")
     app.register_blueprint(apikeys_bp, url_prefix="/settings/api-keys")
     app.register_blueprint(settings_bp, url_prefix="/settings")
+    app.register_blueprint(audience_bp, url_prefix="/users")
+    app.register_blueprint(mp_api_bp, url_prefix="/api/mp")
+    app.register_blueprint(api_v1_bp, url_prefix="/api/v1")
+    app.register_blueprint(push_bp, url_prefix="/wechat")

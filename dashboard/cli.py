@@ -11,7 +11,9 @@ from flask.cli import with_appcontext
 from sqlalchemy import func, select
 
 from .apikeys import services as apikey_services
+from .catalog.cli import sync_templates_command
 from .config import effective_settings
+from .dispatch.worker import worker_command
 from .extensions import db
 from .models import Operator, Role
 from .models.api_key import SCOPES
@@ -98,6 +100,8 @@ def init_app(app: Flask) -> None:
         demo_admin_command,
         create_api_key_command,
         wechat_check_command,
+        sync_templates_command,
         serve_command,
+        worker_command,
     ):
         app.cli.add_command(command)

@@ -134,6 +134,24 @@ def _aes_key(env: Mapping[str, str]) -> str | None:
     return raw
 
 
+# Sources whose accepts add a one-time credit (GRANT_CREDIT_SOURCES); a client report and the popup
+# event of the same prompt are paired within GRANT_PAIRING_WINDOW_SECONDS and count once.
+GRANT_SOURCES = ("client", "popup_event")
+
+
+def _grant_credit_sources(env: Mapping[str, str]) -> tuple[str, ...]:
+    raw = env.get("GRANT_CREDIT_SOURCES")
+    if raw is None or raw.strip() == "":
+        return GRANT_SOURCES
+    names = tuple(dict.fromkeys(part.strip() for part in raw.split(",") if part.strip()))
+    unknown = [name for name in names if name not in GRANT_SOURCES]
+    if unknown or not names:
+        raise ConfigError(
+            f"GRANT_CREDIT_SOURCES must list one or both of client, popup_event (comma-separated), not {raw!r}."
+        )
+    return names
+
+
 def _secret_key(env: Mapping[str, str], environment: str, instance_path: Path) -> str:
     raw = env.get("SECRET_KEY") or ""
     if raw:
@@ -196,6 +214,10 @@ def load_settings(env: Mapping[str, str], instance_path: Path) -> dict[str, Any]
             env, "WECHAT_TOKEN_FORCE_REFRESH_MINUTES", 75, minimum=72
         ),
         "WECHAT_TOKEN_REDIS_PREFIX": (env.get("WECHAT_TOKEN_REDIS_PREFIX") or "tongzhi:wechat:").strip(),
+        # Dispatch: how long a claimed row is a worker's before the reconciler calls its outcome unknown,
+        # and how many rows a worker claims at once (default: its concurrency).
+        "DISPATCH_LEASE_SECONDS": env_int(env, "DISPATCH_LEASE_SECONDS", 120, minimum=1),
+        "DISPATCH_BATCH_SIZE": env_int(env, "DISPATCH_BATCH_SIZE", 0, minimum=0),
         "SANDBOX_MODE": sandbox_mode,
         "SANDBOX_PORT": sandbox_port,
         # Migrating on start is what makes the embedded default a one-command product.
@@ -204,6 +226,17 @@ def load_settings(env: Mapping[str, str], instance_path: Path) -> dict[str, Any]
         "LOGIN_LOCKOUT_MINUTES": env_int(env, "LOGIN_LOCKOUT_MINUTES", 15, minimum=1),
         "SESSION_COOKIE_SECURE": secure_cookies,
         "REMEMBER_COOKIE_SECURE": secure_cookies,
+        # The mini-program API (/api/mp/) and the grant ledger.
+        "MP_TOKEN_TTL_SECONDS": env_int(env, "MP_TOKEN_TTL_SECONDS", 86400, minimum=60),
+        "MP_MAX_BODY_BYTES": env_int(env, "MP_MAX_BODY_BYTES", 16 * 1024, minimum=1024),
+        "MP_REPORT_MAX_TEMPLATES": env_int(env, "MP_REPORT_MAX_TEMPLATES", 5, minimum=1),
+        # Requests per minute; 0 turns a limit off. Shared through Redis when REDIS_URL is set,
+        # otherwise counted per process (so N workers allow up to N times as much).
+        "MP_RATE_LIMIT_PER_IP": env_int(env, "MP_RATE_LIMIT_PER_IP", 600, minimum=0),
+        "MP_RATE_LIMIT_PER_TOKEN": env_int(env, "MP_RATE_LIMIT_PER_TOKEN", 120, minimum=0),
+        "MP_RATE_LIMIT_REDIS_PREFIX": (env.get("MP_RATE_LIMIT_REDIS_PREFIX") or "tongzhi:ratelimit:").strip(),
+        "GRANT_PAIRING_WINDOW_SECONDS": env_int(env, "GRANT_PAIRING_WINDOW_SECONDS", 600, minimum=0),
+        "GRANT_CREDIT_SOURCES": _grant_credit_sources(env),
         "PERMANENT_SESSION_LIFETIME": timedelta(hours=env_int(env, "SESSION_HOURS", 12, minimum=1)),
     }
 
@@ -254,10 +287,18 @@ def effective_settings(config: Mapping[str, Any]) -> list[tuple[str, str]]:
         "WECHAT_READ_TIMEOUT",
         "WECHAT_TOKEN_REFRESH_MARGIN",
         "WECHAT_TOKEN_FORCE_REFRESH_MINUTES",
+        "DISPATCH_LEASE_SECONDS",
         "AUTO_MIGRATE",
         "LOGIN_MAX_FAILURES",
         "LOGIN_LOCKOUT_MINUTES",
         "SESSION_COOKIE_SECURE",
+        "MP_TOKEN_TTL_SECONDS",
+        "MP_MAX_BODY_BYTES",
+        "MP_REPORT_MAX_TEMPLATES",
+        "MP_RATE_LIMIT_PER_IP",
+        "MP_RATE_LIMIT_PER_TOKEN",
+        "GRANT_PAIRING_WINDOW_SECONDS",
+        "GRANT_CREDIT_SOURCES",
     )
     rows = []
     for name in names:
@@ -268,6 +309,8 @@ def effective_settings(config: Mapping[str, Any]) -> list[tuple[str, str]]:
             shown = mask_url(value) or "(not set)"
         elif value is None:
             shown = "(not set)"
+        elif isinstance(value, tuple | list):
+            shown = ", ".join(str(item) for item in value)
         else:
             shown = str(value)
         label = "DATABASE_URL" if name == "SQLALCHEMY_DATABASE_URI" else name

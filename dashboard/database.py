@@ -36,14 +36,11 @@ def _sqlite_pragmas(dbapi_connection, connection_record) -> None:
 
 
 def upgrade_to_head(app: Flask) -> None:
-    """Apply every pending migration, one process at a time (the embedded default does this on start).
-
-    ``heads`` rather than ``head``: features developed side by side may each add a branch until merged.
-    """
+    """Apply every pending migration, one process at a time (the embedded default does this on start)."""
     from flask_migrate import upgrade
 
     lock_path = Path(app.instance_path) / "migrate.lock"
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     with open(lock_path, "w") as lock, app.app_context():
         fcntl.flock(lock, fcntl.LOCK_EX)
-        upgrade(revision="heads")
+        upgrade()

@@ -1,8 +1,8 @@
 """``flask serve``: the embedded product in one command.
 
-Serves the dashboard and, in sandbox mode (embedded, no WeChat credentials), starts the WeChat
-sandbox beside it as a separate process — the dashboard never imports the sandbox — and stops it
-again on exit.
+Serves the dashboard, starts one dispatch worker (``flask worker``) beside it, and in sandbox mode
+(embedded, no WeChat credentials) the WeChat sandbox too — each a separate process; the dashboard
+never imports the sandbox — and stops them again on exit.
 """
 
 from __future__ import annotations
@@ -22,7 +22,14 @@ SANDBOX_USERS = 300
 READY_TIMEOUT_SECONDS = 20
 
 
-def start_sandbox(app: Flask) -> subprocess.Popen:
+def start_worker() -> subprocess.Popen:
+    # Same interpreter, same environment (and .flaskenv), so the worker sees the same settings.
+    return subprocess.Popen([sys.executable, "-m", "flask", "--app", "wsgi", "worker"])  # noqa: S603 (fixed arguments)
+
+
+def start_sandbox(app: Flask, dashboard_url: str) -> subprocess.Popen:
+    """The sandbox, pushing its events to our /wechat/push and reporting taps to our /api/mp, as a real
+    mini-program and WeChat would."""
     config = app.config
     port = config["SANDBOX_PORT"]
     command = [
@@ -37,6 +44,12 @@ def start_sandbox(app: Flask) -> subprocess.Popen:
         config["WECHAT_SECRET"],
         "--users",
         str(SANDBOX_USERS),
+        "--push-url",
+        f"{dashboard_url}/wechat/push",
+        "--push-token",
+        config["WECHAT_PUSH_TOKEN"],
+        "--mp-api-base",
+        f"{dashboard_url}/api/mp",
     ]
     child = subprocess.Popen(command)  # noqa: S603 (our own interpreter and module, fixed arguments)
     base = config["WECHAT_API_BASE"]
@@ -60,14 +73,14 @@ def start_sandbox(app: Flask) -> subprocess.Popen:
 @click.option("--port", default=5000, show_default=True, type=int)
 @with_appcontext
 def serve_command(host: str, port: int) -> None:
-    """Serve the dashboard (and the WeChat sandbox in sandbox mode) until interrupted."""
+    """Serve the dashboard with a dispatch worker (and the WeChat sandbox in sandbox mode) until interrupted."""
     app = current_app._get_current_object()
     children: list[subprocess.Popen] = []
     # A service manager stops us with SIGTERM: turn it into a normal exit so the sandbox stops too.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
     try:
         if app.config["SANDBOX_MODE"]:
-            children.append(start_sandbox(app))
+            children.append(start_sandbox(app, f"http://{host}:{port}"))
             base = app.config["WECHAT_API_BASE"]
             click.echo(
                 f"Sandbox mode: WeChat is imitated by the sandbox at {base} (users page: {base}/sandbox/)"

@@ -46,7 +46,7 @@ def migrate_to_head(database_url: str, instance_path: Path) -> None:
 
     app = create_app(base_config(database_url, instance_path))
     with app.app_context():
-        upgrade(revision="heads")
+        upgrade()
         db.engine.dispose()
 
 

@@ -53,6 +53,16 @@ class SandboxApi:
     def openids(self) -> list[str]:
         return [user["openid"] for user in self.get("/users")["users"]]
 
+    def openids_all(self) -> list[str]:
+        """Every simulated user's openid (the /users listing is paged)."""
+        first = self.get("/users", per_page=500, page=1)
+        openids = [user["openid"] for user in first["users"]]
+        page = 2
+        while len(openids) < first["total"]:
+            openids += [user["openid"] for user in self.get("/users", per_page=500, page=page)["users"]]
+            page += 1
+        return openids
+
     def templates(self, type_: int = 2) -> list[dict[str, Any]]:
         return [t for t in self.get("/templates")["templates"] if t["type"] == type_]
 
@@ -62,6 +72,10 @@ class SandboxApi:
 
     def messages(self) -> list[dict[str, Any]]:
         return self.get("/messages")["messages"]
+
+    def messages_all(self) -> list[dict[str, Any]]:
+        """Every message the sandbox received (``messages()`` returns the sandbox's default page)."""
+        return self.get("/messages", limit=1_000_000)["messages"]
 
     def expire_tokens(self) -> None:
         self.post("/tokens/expire", {"kind": "stable"})
@@ -91,9 +105,9 @@ def example_data(template: dict[str, Any]) -> dict[str, str]:
 
 
 @pytest.fixture
-def sandbox_config() -> dict[str, Any]:
+def sandbox_config(request) -> dict[str, Any]:
     """Override (or parametrise indirectly) to configure the sandbox."""
-    return {}
+    return getattr(request, "param", {})
 
 
 @pytest.fixture

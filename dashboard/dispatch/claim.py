@@ -16,6 +16,7 @@ from .ledger import CreditLedger, Reservation
 from .transactions import write_transaction
 
 DEFAULT_LEASE_SECONDS = 120
+DEFAULT_RATE = 500  # messages per second across all workers, until an admin sets another
 DUE_STATES = (DeliveryState.pending, DeliveryState.retry_wait)
 
 
@@ -47,7 +48,10 @@ def load_dispatch_state(session: Session, lock: bool = False) -> DispatchState:
         query = query.with_for_update()
     state = session.scalar(query)
     if state is None:
-        state = DispatchState(id=DISPATCH_STATE_ID, tokens=0.0, tokens_at=utcnow())
+        # A full bucket to start: the first claim on a fresh database need not wait a second.
+        state = DispatchState(
+            id=DISPATCH_STATE_ID, rate_per_second=DEFAULT_RATE, tokens=float(DEFAULT_RATE), tokens_at=utcnow()
+        )
         session.add(state)
         session.flush()
     return state

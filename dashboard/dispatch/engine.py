@@ -77,6 +77,7 @@ class Dispatcher:
             if time.monotonic() < deadline:
                 batch = claim_due(self.engine, self.ledger, self.batch_size, self.lease_seconds)
             next_in_flight = self.sender.submit(batch.claims) if batch and batch.claims else None
+            had_in_flight = in_flight is not None
             if in_flight is not None:
                 finalize(self.engine, self.ledger, in_flight.results())
             in_flight = next_in_flight
@@ -85,6 +86,8 @@ class Dispatcher:
                 continue
             if batch is None or batch.paused_until is not None:
                 return total
+            if had_in_flight:
+                continue  # rows of the users just finished may be due now
             if batch.rate_limited:
                 time.sleep(0.01)
                 continue

@@ -8,6 +8,7 @@ from datetime import datetime
 import sqlalchemy as sa
 
 from ..models import Delivery, DeliveryAttempt, DeliveryState, utcnow
+from ..models.grants import SentReport
 from .claim import load_dispatch_state
 from .ledger import CreditLedger, Settlement
 from .outcomes import LedgerAction, SendResult, decide
@@ -90,11 +91,37 @@ def finalize(
             )
             session.execute(sa.insert(DeliveryAttempt), attempts)
             ledger.settle(session, settlements)
+            _join_early_reports(session, {u["b_msgid"]: u["b_id"] for u in updates if u["b_msgid"]})
         if pause_until is not None:
             state = load_dispatch_state(session, lock=True)
             state.paused_until = max(state.paused_until or pause_until, pause_until)
             state.paused_reason = "45009: WeChat's daily send quota is used up"
         return len(updates)
+
+
+def _join_early_reports(session, delivery_by_msgid: dict[str, int]) -> None:
+    """WeChat's delivery report (subscribe_msg_sent_event) can arrive before we recorded the msgid:
+    such reports wait unjoined (``dashboard.push``); join them in the same commit as the msgid."""
+    if not delivery_by_msgid:
+        return
+    r = SentReport.__table__.c
+    early = session.execute(
+        sa.select(r.id, r.msgid, r.errcode, r.status, r.reported_at).where(
+            r.msgid.in_(list(delivery_by_msgid)), r.delivery_id.is_(None)
+        )
+    ).all()
+    for report in early:
+        delivery_id = delivery_by_msgid[report.msgid]
+        session.execute(
+            sa.update(SentReport.__table__).where(r.id == report.id).values(delivery_id=delivery_id)
+        )
+        session.execute(
+            sa.update(Delivery.__table__)
+            .where(Delivery.__table__.c.id == delivery_id)
+            .values(
+                report_errcode=report.errcode, report_status=report.status, reported_at=report.reported_at
+            )
+        )
 
 
 def reconcile_expired_leases(engine: sa.Engine, ledger: CreditLedger, now: datetime | None = None) -> int:

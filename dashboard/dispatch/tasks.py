@@ -67,11 +67,16 @@ def init_app(app: Flask) -> None:
 
 def _dispatcher(app: Flask):
     from .engine import Dispatcher
-    from .ledger_adapter import GrantsLedger
+    from .ledger_adapter import grants_ledger
 
     dispatcher = app.extensions.get("dispatcher")
     if dispatcher is None:
-        dispatcher = app.extensions["dispatcher"] = Dispatcher(app, GrantsLedger())
+        dispatcher = app.extensions["dispatcher"] = Dispatcher(
+            app,
+            grants_ledger(),
+            batch_size=app.config.get("DISPATCH_BATCH_SIZE") or None,
+            lease_seconds=app.config.get("DISPATCH_LEASE_SECONDS", 120),
+        )
     return dispatcher
 
 
@@ -96,10 +101,6 @@ def _schedule_wake_up(app: Flask) -> None:
     if due is None:
         return
     now = utcnow()
-    if due.tzinfo is None:
-        from datetime import UTC
-
-        due = due.replace(tzinfo=UTC)
     delay = max(min(due - now, MAX_WAKE_DELAY), timedelta(0))
     app.extensions["dispatch_tasks"].kick.schedule(delay=delay.total_seconds())
 

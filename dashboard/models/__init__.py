@@ -9,8 +9,8 @@ import pkgutil
 from .api_key import ApiKey
 from .audience import WechatUser
 from .audit import AuditEvent
-from .dispatch import DispatchState
 from .delivery import Delivery, DeliveryAttempt, DeliverySource, DeliveryState
+from .dispatch import DispatchState
 from .operator import Operator, Role
 from .types import UTCDateTime, utcnow
 from .wechat import AccessTokenCache

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import String
+from sqlalchemy import Float, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..extensions import db
@@ -24,7 +24,7 @@ class DispatchState(db.Model):
     rate_per_second: Mapped[int] = mapped_column(default=500)
     concurrency: Mapped[int] = mapped_column(default=64)
     # Token bucket: ``tokens`` as of ``tokens_at``; refilled at ``rate_per_second`` up to one second's worth.
-    tokens: Mapped[float] = mapped_column(default=0.0)
+    tokens: Mapped[float] = mapped_column(Float, default=0.0)
     tokens_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     paused_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     paused_reason: Mapped[str] = mapped_column(String(200), default="")

@@ -1,19 +1,61 @@
-"""Admin page: the effective configuration (secrets masked) and the WeChat connection check."""
+"""Admin page: the effective configuration (secrets masked), sending limits and the WeChat connection check."""
 
-from flask import Blueprint, current_app, render_template
+from flask import Blueprint, current_app, flash, redirect, render_template, url_for
+from flask_babel import gettext as _
 
 from ..access import requires
 from ..config import effective_settings
+from ..dispatch import limits
+from ..extensions import db
+from ..forms import EmptyForm
 from ..models import Role
 from ..wechat.check import run_check
+from .forms import SendingLimitsForm
 
 bp = Blueprint("settings", __name__)
+
+
+def _page(limits_form: SendingLimitsForm | None = None):
+    state = limits.current_limits()
+    if limits_form is None:
+        limits_form = SendingLimitsForm(
+            formdata=None, rate_per_second=state.rate_per_second, concurrency=state.concurrency
+        )
+    return render_template(
+        "settings/index.html",
+        settings=effective_settings(current_app.config),
+        check=None,
+        limits_form=limits_form,
+        dispatch_state=state,
+        resume_form=EmptyForm(),
+    )
 
 
 @bp.route("/")
 @requires(Role.admin)
 def index():
-    return render_template("settings/index.html", settings=effective_settings(current_app.config), check=None)
+    return _page()
+
+
+@bp.route("/sending-limits", methods=("POST",))
+@requires(Role.admin)
+def sending_limits():
+    form = SendingLimitsForm()
+    if not form.validate_on_submit():
+        return _page(limits_form=form)
+    limits.update_limits(form.rate_per_second.data, form.concurrency.data)
+    db.session.commit()
+    flash(_("Sending limits saved."), "success")
+    return redirect(url_for(".index"))
+
+
+@bp.route("/resume-sending", methods=("POST",))
+@requires(Role.admin)
+def resume_sending():
+    limits.resume_sending()
+    db.session.commit()
+    flash(_("Sending resumed."), "success")
+    return redirect(url_for(".index"))
 
 
 @bp.route("/wechat-check", methods=("POST",))

@@ -44,4 +44,12 @@ ZH = {
     "Started": "开始",
     "Outcome": "结果",
     "Not attempted yet.": "尚未尝试。",
+    "Sending limits": "发送限制",
+    "Sending is paused until %(time)s": "发送已暂停，直到 %(time)s",
+    "Resume now": "立即恢复",
+    "Messages per second, all workers together": "每秒消息数（所有 worker 合计）",
+    "Requests in flight per worker": "每个 worker 同时进行的请求数",
+    "Applies when a worker starts.": "worker 启动时生效。",
+    "Sending limits saved.": "发送限制已保存。",
+    "Sending resumed.": "已恢复发送。",
 }

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import requests
+import sqlalchemy as sa
 from playwright.sync_api import expect
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -73,7 +74,12 @@ def embedded_server(tmp_path):
     base = f"http://127.0.0.1:{port}"
     try:
         wait_until_up(f"{base}/login", server)
-        yield {"url": base, "sandbox": f"http://127.0.0.1:{sandbox_port}", "password": password}
+        yield {
+            "url": base,
+            "sandbox": f"http://127.0.0.1:{sandbox_port}",
+            "password": password,
+            "database_url": env["DATABASE_URL"],
+        }
     finally:
         server.terminate()
         server.wait(timeout=10)
@@ -103,3 +109,42 @@ def test_make_run_shows_the_sandbox_banner_and_users_page(embedded_server, page,
     page.goto(banner.get_attribute("href"))
     expect(page.locator("body")).to_contain_text("300")  # the seeded simulated users
     page.screenshot(path=str(screenshot_dir / "sandbox-users.png"), full_page=True)
+
+    # A person taps 允许 for a user in the sandbox, as in WeChat's popup: the sandbox reports it to
+    # Tongzhi's mini-program API and pushes the popup event; the user's page shows one credit.
+    first_user = page.locator("table a code").first
+    openid = first_user.inner_text()
+    first_user.click()
+    page.locator("button.accept").first.click()
+    # Both the report and the popup event arrive, and they count once.
+    engine = sa.create_engine(embedded_server["database_url"])
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            with engine.connect() as connection:
+                sources = (
+                    connection.execute(
+                        sa.text(
+                            "SELECT e.source FROM grant_event e JOIN wechat_user u ON u.id = e.user_id WHERE u.openid = :o"
+                        ),
+                        {"o": openid},
+                    )
+                    .scalars()
+                    .all()
+                )
+                credits = connection.execute(
+                    sa.text(
+                        "SELECT b.credits FROM grant_balance b JOIN wechat_user u ON u.id = b.user_id WHERE u.openid = :o"
+                    ),
+                    {"o": openid},
+                ).scalar()
+            if sorted(sources) == ["client", "popup_event"] or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+    finally:
+        engine.dispose()
+    assert sorted(sources) == ["client", "popup_event"] and credits == 1
+    page.goto(f"{base}/users?q={openid}")
+    page.locator(f"text={openid}").first.click()
+    expect(page.locator("main")).to_contain_text("允许")
+    expect(page.locator("main")).to_contain_text("1 次")

@@ -89,30 +89,39 @@ def claim_due(
         if budget == 0:
             return ClaimBatch([], rate_limited=True)
         in_flight = sa.select(t.openid).where(t.state == DeliveryState.sending.value)
-        due = (
-            sa.select(
-                t.id,
-                t.attempts,
-                t.openid,
-                t.template_id,
-                t.data,
-                t.page,
-                t.miniprogram_state,
-                t.lang,
-                t.user_id,
-                t.source,
-            )
-            .where(
-                t.state.in_([s.value for s in DUE_STATES]),
-                sa.or_(t.not_before.is_(None), t.not_before <= now),
-                t.openid.not_in(in_flight),
-            )
-            .order_by(t.id)
-            .limit(budget * 2)  # some may share an openid
-            .with_for_update(skip_locked=True, of=Delivery.__table__)
+        columns = (
+            t.id,
+            t.attempts,
+            t.openid,
+            t.template_id,
+            t.data,
+            t.page,
+            t.miniprogram_state,
+            t.lang,
+            t.user_id,
+            t.source,
         )
+
+        def due(*conditions):
+            return (
+                sa.select(*columns)
+                .where(*conditions, t.openid.not_in(in_flight))
+                .order_by(t.id)
+                .limit(budget * 2)  # some may share an openid
+                .with_for_update(skip_locked=True, of=Delivery.__table__)
+            )
+
+        # Two queries, each walking an index in order (state, id) / (state, not_before), rather than one
+        # over both states that would sort every pending row of a big campaign at every claim.
+        candidates = list(session.execute(due(t.state == DeliveryState.pending.value)))
+        candidates += session.execute(
+            due(
+                t.state == DeliveryState.retry_wait.value, sa.or_(t.not_before.is_(None), t.not_before <= now)
+            )
+        )
+        candidates.sort(key=lambda row: row.id)
         rows, seen = [], set()
-        for row in session.execute(due):
+        for row in candidates:
             if row.openid not in seen:
                 seen.add(row.openid)
                 rows.append(row)

@@ -89,7 +89,7 @@ def finalize(
                 ),
                 updates,
             )
-            session.execute(sa.insert(DeliveryAttempt), attempts)
+            session.execute(sa.insert(DeliveryAttempt.__table__), attempts)
             ledger.settle(session, settlements)
             _join_early_reports(session, {u["b_msgid"]: u["b_id"] for u in updates if u["b_msgid"]})
         if pause_until is not None:
@@ -149,7 +149,7 @@ def reconcile_expired_leases(engine: sa.Engine, ledger: CreditLedger, now: datet
             [{"b_id": row.id, "b_attempts": row.attempts} for row in rows],
         )
         session.execute(
-            sa.insert(DeliveryAttempt),
+            sa.insert(DeliveryAttempt.__table__),
             [
                 {
                     "delivery_id": row.id,

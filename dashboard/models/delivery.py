@@ -56,6 +56,7 @@ class Delivery(db.Model):
         # The same API idempotency key from the same key never makes a second delivery.
         UniqueConstraint("api_key_id", "idempotency_key", name="uq_delivery_api_key_idempotency"),
         Index("ix_delivery_due", "state", "not_before"),
+        Index("ix_delivery_state_id", "state", "id"),
         Index("ix_delivery_created_at", "created_at"),
     )
 

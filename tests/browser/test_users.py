@@ -2,11 +2,14 @@
 
 from playwright.sync_api import expect
 
-from tests.audience.conftest import T_ORDER
+from tests.audience.conftest import (
+    T_ORDER,
+    people,  # noqa: F401 - fixture
+)
 from tests.browser.test_pages import log_in
 
 
-def test_search_a_user_and_open_their_page(app, live_server, page, personas, people, screenshot_dir):
+def test_search_a_user_and_open_their_page(app, live_server, page, personas, people, screenshot_dir):  # noqa: F811
     log_in(page, live_server, "mark@example.com", personas["marketer"].password)
     page.wait_for_url(f"{live_server}/")
     page.click("nav.mainnav >> text=用户")

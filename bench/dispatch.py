@@ -211,6 +211,7 @@ def main() -> int:
     parser.add_argument("--n", type=int, default=20_000, help="messages for the engine")
     parser.add_argument("--naive-n", type=int, default=300, help="messages for the naive loop (it is slow)")
     parser.add_argument("--concurrency", type=int, default=128)
+    parser.add_argument("--workers", type=int, default=1, help="engine worker processes, side by side")
     parser.add_argument("--latency-ms", type=float, default=30.0)
     parser.add_argument("--engine-child", nargs=3, metavar=("DB", "STUB", "INSTANCE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -240,23 +241,34 @@ def main() -> int:
             t0 = time.monotonic()
             seed(db_path, stub, instance, args.n)
             seed_s = time.monotonic() - t0
-            child = subprocess.run(  # noqa: S603 (our own interpreter and script)
-                [
-                    sys.executable,
-                    __file__,
-                    "--concurrency",
-                    str(args.concurrency),
-                    "--engine-child",
-                    str(db_path),
-                    stub,
-                    str(instance),
-                ],
-                capture_output=True,
-                text=True,
-                check=True,
-                env={**os.environ, "PYTHONWARNINGS": "ignore"},
-            )
-            engine = json.loads(child.stdout.strip().splitlines()[-1])
+            children = [
+                subprocess.Popen(  # noqa: S603 (our own interpreter and script)
+                    [
+                        sys.executable,
+                        __file__,
+                        "--concurrency",
+                        str(args.concurrency),
+                        "--engine-child",
+                        str(db_path),
+                        stub,
+                        str(instance),
+                    ],
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.DEVNULL,
+                    text=True,
+                    env={**os.environ, "PYTHONWARNINGS": "ignore"},
+                )
+                for _ in range(args.workers)
+            ]
+            reports = [json.loads(child.communicate()[0].strip().splitlines()[-1]) for child in children]
+            engine = {
+                "claimed": sum(r["claimed"] for r in reports),
+                "wall_s": max(r["wall_s"] for r in reports),
+                "cpu_s": sum(r["cpu_s"] for r in reports),
+                "peak_rss_mb": max(r["peak_rss_mb"] for r in reports),
+                "states": reports[-1]["states"],
+                "spent_events": reports[-1]["spent_events"],
+            }
         naive = run_naive(stub, args.naive_n)
     finally:
         stub_process.terminate()
@@ -274,7 +286,7 @@ def main() -> int:
     print("| | messages | msg/s | CPU s | CPU ms/msg | peak RSS MB |")
     print("|---|---:|---:|---:|---:|---:|")
     print(
-        f"| Tongzhi engine (1 worker, concurrency {args.concurrency}, with ledger) | {engine['claimed']} | "
+        f"| Tongzhi engine ({args.workers} worker(s), concurrency {args.concurrency}, with ledger) | {engine['claimed']} | "
         f"{engine_rate:.0f} | {engine['cpu_s']:.1f} | {engine['cpu_s'] / max(engine['claimed'], 1) * 1000:.2f} | "
         f"{engine['peak_rss_mb']:.0f} |"
     )

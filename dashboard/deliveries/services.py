@@ -164,3 +164,37 @@ def counts_by_state(criteria: DeliveryFilter) -> dict[str, int]:
     counts = {state.value: 0 for state in DeliveryState}
     counts.update({state.value: count for state, count in db.session.execute(query)})
     return counts
+
+
+class ResendRefused(ValueError):
+    """Only an ``unknown`` delivery may be forced out again; the message is for people."""
+
+
+def force_resend(original: Delivery, operator_id: int | None) -> Delivery:
+    """Queue a new delivery with the same message as an ``unknown`` one. The caller commits and kicks.
+
+    The original may have reached the user (its answer was lost), so this can message them twice: the
+    page says so and asks for a confirmation. The new row needs a credit of its own from the ledger
+    (the original's counts as spent); without one it is skipped, never sent on credit we do not have.
+    It is a row of its own (no campaign, no idempotency key), so the one-per-campaign rule stays intact.
+    """
+    from flask_babel import lazy_gettext as _l
+
+    from ..audit.services import record
+
+    if original.state != DeliveryState.unknown:
+        raise ResendRefused(_l("Only a delivery whose outcome is unknown can be forced out again."))
+    resend = create_delivery(
+        source=original.source,
+        openid=original.openid,
+        template_id=original.template_id,
+        data=original.data,
+        page=original.page,
+        miniprogram_state=original.miniprogram_state,
+        lang=original.lang,
+        requested_by_id=operator_id,
+        reason=f"resend_of:{original.id}",
+    )
+    db.session.flush()
+    record("delivery.force_resent", original, resend_id=resend.id, openid=original.openid)
+    return resend

@@ -52,4 +52,11 @@ ZH = {
     "Applies when a worker starts.": "worker 启动时生效。",
     "Sending limits saved.": "发送限制已保存。",
     "Sending resumed.": "已恢复发送。",
+    "Only a delivery whose outcome is unknown can be forced out again.": "只有结果未知的投递才能强制重发。",
+    "Tick the box to confirm that the user may receive this message twice.": "请勾选确认：用户可能会收到两次这条消息。",
+    "Queued again as delivery #%(id)d.": "已重新排队，投递 #%(id)d。",
+    "WeChat's answer to this send was lost: the user may already have the message.": "这次发送没有收到微信的应答：用户可能已经收到了这条消息。",
+    "Tongzhi never resends such a message by itself. Force it out again only if you know it did not arrive; it needs a credit of its own.": "通知不会自动重发这类消息。只有确认用户没有收到时才强制重发；重发需要另外一次可发送次数。",
+    "I understand the user may receive this message twice.": "我了解用户可能会收到两次这条消息。",
+    "Force resend": "强制重发",
 }

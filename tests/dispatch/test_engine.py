@@ -244,3 +244,26 @@ def test_the_api_source_spends_the_credit_budget_campaigns_must_leave(app, sandb
         DeliverySource.campaign: DeliveryState.skipped,
         DeliverySource.api: DeliveryState.sent,
     }
+
+
+def test_an_operator_can_force_an_unknown_delivery_out_again_with_a_warning(
+    app, client, auth, sandbox, dispatcher, template
+):
+    [openid] = prepare(app, sandbox, 1, template, sandbox_grants=2, our_grants=2)
+    sandbox.faults(DROP_AFTER_READ_RATE=1)
+    dispatcher.run_once()
+    sandbox.faults(DROP_AFTER_READ_RATE=0)
+    unknown = only_delivery(app)
+    assert unknown.state == DeliveryState.unknown
+    auth.login("marketer")
+    page = client.get(f"/deliveries/{unknown.id}").get_data(as_text=True)
+    assert "用户可能已经收到了这条消息" in page and "强制重发" in page
+    refused = client.post(f"/deliveries/{unknown.id}/resend", follow_redirects=True)
+    assert "请勾选确认" in refused.get_data(as_text=True)
+    assert states(app) == {"unknown": 1}
+    client.post(f"/deliveries/{unknown.id}/resend", data={"confirm": "yes"})
+    dispatcher.run_once()
+    assert states(app) == {"unknown": 1, "sent": 1}
+    assert balance(app, openid, template["priTmplId"]) == (0, False)  # the resend used a credit of its own
+    auth.login("viewer")
+    assert client.post(f"/deliveries/{unknown.id}/resend", data={"confirm": "yes"}).status_code == 403

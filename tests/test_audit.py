@@ -45,3 +45,15 @@ def test_events_are_timezone_aware_utc(app):
     with app.app_context():
         event = db.session.scalars(db.select(AuditEvent)).first()
         assert event.at.tzinfo is not None and event.at.utcoffset().total_seconds() == 0
+
+
+def test_the_pager_keeps_the_filter(app, client, auth):
+    with app.app_context():
+        for number in range(60):
+            record("operator.updated", target_type="operator", target_id=str(number), actor_email="bob@example.com")
+        db.session.commit()
+    auth.login("admin")
+    first = client.get("/settings/audit/?actor=bob").get_data(as_text=True)
+    assert "1 / 2" in first and "actor=bob" in first and "page=2" in first
+    second = client.get("/settings/audit/?actor=bob&page=2").get_data(as_text=True)
+    assert "2 / 2" in second and "page=1" in second

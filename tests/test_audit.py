@@ -50,7 +50,12 @@ def test_events_are_timezone_aware_utc(app):
 def test_the_pager_keeps_the_filter(app, client, auth):
     with app.app_context():
         for number in range(60):
-            record("operator.updated", target_type="operator", target_id=str(number), actor_email="bob@example.com")
+            record(
+                "operator.updated",
+                target_type="operator",
+                target_id=str(number),
+                actor_email="bob@example.com",
+            )
         db.session.commit()
     auth.login("admin")
     first = client.get("/settings/audit/?actor=bob").get_data(as_text=True)

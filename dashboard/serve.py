@@ -22,6 +22,14 @@ SANDBOX_USERS = 300
 READY_TIMEOUT_SECONDS = 20
 
 
+def _answers(base: str) -> bool:
+    try:
+        requests.get(f"{base}/sandbox/api/state", timeout=1)
+    except requests.ConnectionError:
+        return False
+    return True
+
+
 def start_worker() -> subprocess.Popen:
     # Same interpreter, same environment (and .flaskenv), so the worker sees the same settings.
     return subprocess.Popen([sys.executable, "-m", "flask", "--app", "wsgi", "worker"])  # noqa: S603 (fixed arguments)
@@ -51,8 +59,13 @@ def start_sandbox(app: Flask, dashboard_url: str) -> subprocess.Popen:
         "--mp-api-base",
         f"{dashboard_url}/api/mp",
     ]
-    child = subprocess.Popen(command)  # noqa: S603 (our own interpreter and module, fixed arguments)
     base = config["WECHAT_API_BASE"]
+    if _answers(base):
+        # Another sandbox (say, left over from an earlier run) would answer for ours and be used blindly.
+        raise click.ClickException(
+            f"Something already answers on {base}: stop it (an earlier sandbox?) or set SANDBOX_PORT."
+        )
+    child = subprocess.Popen(command)  # noqa: S603 (our own interpreter and module, fixed arguments)
     deadline = time.monotonic() + READY_TIMEOUT_SECONDS
     while time.monotonic() < deadline:
         if child.poll() is not None:
@@ -85,7 +98,8 @@ def serve_command(host: str, port: int) -> None:
             click.echo(
                 f"Sandbox mode: WeChat is imitated by the sandbox at {base} (users page: {base}/sandbox/)"
             )
-        click.echo(f"Tongzhi on http://{host}:{port}")
+        children.append(start_worker())
+        click.echo(f"Tongzhi on http://{host}:{port}, with a dispatch worker")
         run_simple(host, port, app, threaded=True)
     finally:
         for child in children:

@@ -42,6 +42,17 @@ def wait_until_up(url: str, process: subprocess.Popen, seconds: float = 30) -> N
     raise AssertionError(f"nothing answered on {url}")
 
 
+def child_commands(pid: int, program: str) -> list[str]:
+    """The last argument of each child process of ``pid`` whose command line mentions ``program`` (Linux)."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            arguments = Path(f"/proc/{child}/cmdline").read_bytes().decode().split("\0")
+            if any(program in argument for argument in arguments):
+                found.append([a for a in arguments if a][-1])
+    return found
+
+
 @pytest.fixture
 def embedded_server(tmp_path):
     """`flask serve` with the embedded defaults: no WeChat credentials, so sandbox mode."""
@@ -74,6 +85,7 @@ def embedded_server(tmp_path):
     base = f"http://127.0.0.1:{port}"
     try:
         wait_until_up(f"{base}/login", server)
+        assert child_commands(server.pid, "flask") == ["worker"], "flask serve starts one dispatch worker"
         yield {
             "url": base,
             "sandbox": f"http://127.0.0.1:{sandbox_port}",

@@ -181,6 +181,23 @@ def personas(app) -> dict[str, Persona]:
     return result
 
 
+@pytest.fixture
+def live_server(app):
+    """Serve the app on a free loopback port for the duration of a test (browser and HTTP tests)."""
+    import threading
+
+    from werkzeug.serving import make_server
+
+    app.config["SERVER_NAME"] = None
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    server.server_close()
+    thread.join(timeout=5)
+
+
 class Auth:
     """Log a test client in as a persona without the cost of a password check (auth tests log in for real)."""
 

@@ -34,6 +34,24 @@ HTTP_CODES = {
 }
 
 
+# The OpenAPI schema of that shape, shared by the documents of /api/mp and /api/v1.
+ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message"],
+            "properties": {
+                "code": {"type": "string"},
+                "message": {"type": "string"},
+                "field": {"type": "string"},
+            },
+        }
+    },
+}
+
+
 class ApiError(Exception):
     """An answer other than success: HTTP ``status``, a stable machine ``code`` and a human ``message``."""
 

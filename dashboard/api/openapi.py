@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..models.grants import PROMPT_STATUSES
+from .errors import ERROR_SCHEMA
 
 ERROR_CODES = {
     400: "The body is not JSON (`invalid_json`), or the Idempotency-Key header is malformed (`invalid_idempotency_key`).",
@@ -91,21 +92,7 @@ def openapi_document() -> dict[str, Any]:
                 }
             },
             "schemas": {
-                "Error": {
-                    "type": "object",
-                    "required": ["error"],
-                    "properties": {
-                        "error": {
-                            "type": "object",
-                            "required": ["code", "message"],
-                            "properties": {
-                                "code": {"type": "string"},
-                                "message": {"type": "string"},
-                                "field": {"type": "string"},
-                            },
-                        }
-                    },
-                },
+                "Error": ERROR_SCHEMA,
                 "Ping": {"type": "object", "required": ["ok"], "properties": {"ok": {"type": "boolean"}}},
                 "Login": {
                     "type": "object",

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from .errors import ERROR_SCHEMA
+
 ERROR = {"$ref": "#/components/schemas/Error"}
 
 
@@ -124,21 +126,7 @@ def openapi_document() -> dict[str, Any]:
                         "msgid": {"type": "string", "nullable": True},
                     },
                 },
-                "Error": {
-                    "type": "object",
-                    "required": ["error"],
-                    "properties": {
-                        "error": {
-                            "type": "object",
-                            "required": ["code", "message"],
-                            "properties": {
-                                "code": {"type": "string"},
-                                "message": {"type": "string"},
-                                "field": {"type": "string"},
-                            },
-                        }
-                    },
-                },
+                "Error": ERROR_SCHEMA,
             },
         },
     }

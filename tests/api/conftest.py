@@ -1,6 +1,6 @@
 import pytest
 
-from tests.api.live import live_server, sandbox_overrides  # noqa: F401 - fixtures
+from tests.api.live import sandbox_overrides  # noqa: F401 - fixture
 
 
 @pytest.fixture

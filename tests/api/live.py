@@ -3,13 +3,10 @@ mini-program that talks to it over HTTP the way ``static/tongzhi-mp.js`` does.""
 
 from __future__ import annotations
 
-import threading
 import uuid
 from typing import Any
 
-import pytest
 import requests
-from werkzeug.serving import make_server
 
 PUSH_TOKEN = "push-token-for-tests"
 AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"  # 43 characters
@@ -26,19 +23,6 @@ def sandbox_overrides(sandbox) -> dict[str, Any]:
         "MP_RATE_LIMIT_PER_IP": 0,
         "MP_RATE_LIMIT_PER_TOKEN": 0,
     }
-
-
-@pytest.fixture
-def live_server(app):
-    """Serve the app on a free loopback port for the duration of a test."""
-    app.config["SERVER_NAME"] = None
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=5)
 
 
 class MiniProgram:

@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import os
 import shutil
-import threading
 from pathlib import Path
 
 import pytest
-from werkzeug.serving import make_server
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -30,19 +28,6 @@ CHROMIUM_ARGS = [
 def backend():
     # One browser pass is enough; the database backends are covered by the rest of the suite.
     return "sqlite"
-
-
-@pytest.fixture
-def live_server(app):
-    """Serve the app on a free loopback port for the duration of a test."""
-    app.config["SERVER_NAME"] = None
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=5)
 
 
 @pytest.fixture(scope="session")

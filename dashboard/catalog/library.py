@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from ..audit.services import record
 from ..models.catalog import MessageTemplate, TemplateKind, TemplateSource
 from ..wechat import get_client
-from .services import CatalogError, new_template
-from .sync import RemoteTemplate, fetch_remote
+from .services import CatalogError
+from .sync import RemoteTemplate, fetch_remote, register_remote
 
 PAGE = 30  # WeChat's largest page
 MAX_SCAN = 300
@@ -136,18 +136,7 @@ def add_from_library(tid: int, kids: Sequence[int], scene_desc: str = "") -> Mes
     row: RemoteTemplate | None = next((r for r in fetch_remote() if r.template_id == pri_tmpl_id), None)
     if not pri_tmpl_id or row is None:
         raise CatalogError("added_not_listed")
-    template = new_template(
-        template_id=row.template_id,
-        title=row.title,
-        kind=TemplateKind.from_wechat_type(row.type),
-        content=row.content,
-        example=row.example,
-        enum_values=row.enum_values,
-        source=TemplateSource.library,
-        tid=str(tid),
-        scene_desc=scene_desc,
-        snapshot=row.snapshot(),
-    )
+    template = register_remote(row, TemplateSource.library, tid=str(tid), scene_desc=scene_desc)
     record(
         "template.created",
         template,

@@ -186,6 +186,21 @@ def plan_sync(remote: Sequence[RemoteTemplate]) -> SyncPlan:
     return SyncPlan(new=new, changed=changed, removed=removed, unchanged=unchanged, remote=list(remote))
 
 
+def register_remote(row: RemoteTemplate, source: TemplateSource, **extra: Any) -> MessageTemplate:
+    """Register a template as WeChat's gettemplate lists it (a sync, or one just added from the library)."""
+    return new_template(
+        template_id=row.template_id,
+        title=row.title,
+        kind=TemplateKind.from_wechat_type(row.type),
+        content=row.content,
+        example=row.example,
+        enum_values=row.enum_values,
+        source=source,
+        snapshot=row.snapshot(),
+        **extra,
+    )
+
+
 def apply_sync(plan: SyncPlan, *, actor_email: str | None = None) -> SyncPlan:
     """Make the catalog match ``plan`` (adds to the session; the caller commits once)."""
     now = utcnow()
@@ -193,16 +208,7 @@ def apply_sync(plan: SyncPlan, *, actor_email: str | None = None) -> SyncPlan:
     actor = {"actor_email": actor_email} if actor_email is not None else {}
     for change in plan.new:
         row = by_id[change.template_id]
-        template = new_template(
-            template_id=row.template_id,
-            title=row.title,
-            kind=TemplateKind.from_wechat_type(row.type),
-            content=row.content,
-            example=row.example,
-            enum_values=row.enum_values,
-            source=TemplateSource.sync,
-            snapshot=row.snapshot(),
-        )
+        template = register_remote(row, TemplateSource.sync)
         record(
             "template.created", template, source="sync", template_id=row.template_id, title=row.title, **actor
         )

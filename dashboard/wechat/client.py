@@ -307,8 +307,8 @@ class WeChatClient:
         """
         if self.tokens is None:
             raise WeChatNotConfigured("No access-token source is configured for this WeChat client.")
-        token = self.tokens.get_token()
-        try:
+
+        def attempt(token: str) -> dict[str, Any]:
             return self._request(
                 method,
                 path,
@@ -317,6 +317,10 @@ class WeChatClient:
                 form_body=form_body,
                 idempotent=idempotent,
             )
+
+        token = self.tokens.get_token()
+        try:
+            return attempt(token)
         except WeChatError as error:
             if error.category is not ErrorCategory.TOKEN:
                 raise
@@ -325,14 +329,7 @@ class WeChatClient:
             fresh = self.tokens.get_token()
             if fresh == token:
                 raise  # no newer token to be had; retrying would fail the same way
-        return self._request(
-            method,
-            path,
-            params={**(params or {}), "access_token": fresh},
-            json_body=json_body,
-            form_body=form_body,
-            idempotent=idempotent,
-        )
+        return attempt(fresh)
 
     def _request(
         self,

@@ -142,8 +142,6 @@ def seed(db_path: Path, stub: str, instance: Path, n: int) -> None:
 
 def run_engine(db_path: Path, stub: str, instance: Path, concurrency: int) -> dict:
     """In a worker process of its own, so its peak memory is the engine's alone."""
-    import sqlalchemy as sa
-
     from dashboard.dispatch.claim import load_dispatch_state
     from dashboard.dispatch.engine import Dispatcher
     from dashboard.dispatch.ledger_adapter import grants_ledger
@@ -159,21 +157,29 @@ def run_engine(db_path: Path, stub: str, instance: Path, concurrency: int) -> di
     claimed = dispatcher.drain(seconds=3600)
     wall, cpu = time.monotonic() - wall0, time.process_time() - cpu0
     dispatcher.close()
-    with app.app_context():
+    return {
+        "claimed": claimed,
+        "wall_s": wall,
+        "cpu_s": cpu,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+def final_counts(db_path: Path, stub: str, instance: Path) -> tuple[dict, int]:
+    """Read after every worker has finished: rows by state, and ledger ``spent`` events."""
+    import sqlalchemy as sa
+
+    from dashboard.extensions import db
+
+    with make_app(db_path, stub, instance).app_context():
         by_state = dict(
             db.session.execute(sa.text("SELECT state, count(*) FROM delivery GROUP BY state")).all()
         )
         spent = db.session.execute(
             sa.text("SELECT count(*) FROM grant_event WHERE status = 'spent'")
         ).scalar()
-    return {
-        "claimed": claimed,
-        "states": by_state,
-        "spent_events": spent,
-        "wall_s": wall,
-        "cpu_s": cpu,
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-    }
+        db.session.remove()
+    return by_state, spent
 
 
 def run_naive(stub: str, n: int) -> dict:
@@ -261,13 +267,14 @@ def main() -> int:
                 for _ in range(args.workers)
             ]
             reports = [json.loads(child.communicate()[0].strip().splitlines()[-1]) for child in children]
+            states, spent = final_counts(db_path, stub, instance)
             engine = {
                 "claimed": sum(r["claimed"] for r in reports),
                 "wall_s": max(r["wall_s"] for r in reports),
                 "cpu_s": sum(r["cpu_s"] for r in reports),
                 "peak_rss_mb": max(r["peak_rss_mb"] for r in reports),
-                "states": reports[-1]["states"],
-                "spent_events": reports[-1]["spent_events"],
+                "states": states,
+                "spent_events": spent,
             }
         naive = run_naive(stub, args.naive_n)
     finally:

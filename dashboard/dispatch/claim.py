@@ -10,6 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from ..bulk_writes import BulkWrite
 from ..models import Delivery, DeliveryState, DispatchState, utcnow
 from ..models.dispatch import DISPATCH_STATE_ID
 from .ledger import CreditLedger, Reservation
@@ -18,6 +19,13 @@ from .transactions import write_transaction
 DEFAULT_LEASE_SECONDS = 120
 DEFAULT_RATE = 500  # messages per second across all workers, until an admin sets another
 DUE_STATES = (DeliveryState.pending, DeliveryState.retry_wait)
+
+_c = Delivery.__table__.c
+_MARK_SKIPPED = BulkWrite(
+    sa.update(Delivery.__table__)
+    .where(_c.id == sa.bindparam("b_id"))
+    .values(state=sa.bindparam("b_state"), reason=sa.bindparam("b_reason"), updated_at=sa.bindparam("b_now"))
+)
 
 
 @dataclass(frozen=True)
@@ -132,14 +140,16 @@ def claim_due(
             return ClaimBatch([])
         verdicts = ledger.reserve(
             session,
-            [Reservation(r.id, r.user_id, r.openid, r.template_id, str(r.source)) for r in rows],
+            [Reservation(r.id, r.user_id, r.openid, r.template_id, str(r.source), r.attempts) for r in rows],
         )
         lease_until = now + timedelta(seconds=lease_seconds)
         claims, skipped = [], []
         for row in rows:
             reason = verdicts.get(row.id)
             if reason:
-                skipped.append({"b_id": row.id, "b_reason": reason})
+                skipped.append(
+                    {"b_id": row.id, "b_state": DeliveryState.skipped, "b_reason": reason, "b_now": now}
+                )
             else:
                 claims.append(
                     Claim(
@@ -154,22 +164,16 @@ def claim_due(
                     )
                 )
         if claims:
+            # One statement for the batch: the rows are locked, so attempts + 1 is each claim's attempt.
             session.execute(
                 sa.update(Delivery.__table__)
-                .where(t.id == sa.bindparam("b_id"))
+                .where(t.id.in_([c.id for c in claims]))
                 .values(
                     state=DeliveryState.sending.value,
-                    attempts=sa.bindparam("b_attempt"),
+                    attempts=t.attempts + 1,
                     lease_until=lease_until,
                     updated_at=now,
-                ),
-                [{"b_id": c.id, "b_attempt": c.attempt} for c in claims],
+                )
             )
-        if skipped:
-            session.execute(
-                sa.update(Delivery.__table__)
-                .where(t.id == sa.bindparam("b_id"))
-                .values(state=DeliveryState.skipped.value, reason=sa.bindparam("b_reason"), updated_at=now),
-                skipped,
-            )
+        _MARK_SKIPPED.execute(session, skipped)
         return ClaimBatch(claims, skipped=len(skipped))

@@ -7,12 +7,31 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
+from ..bulk_writes import BulkWrite
 from ..models import Delivery, DeliveryAttempt, DeliveryState, utcnow
 from ..models.grants import SentReport
 from .claim import load_dispatch_state
 from .ledger import CreditLedger, Settlement
 from .outcomes import LedgerAction, SendResult, decide
 from .transactions import write_transaction
+
+_c = Delivery.__table__.c
+_RECORD_ANSWER = BulkWrite(
+    sa.update(Delivery.__table__)
+    .where(_c.id == sa.bindparam("b_id"))
+    .values(
+        state=sa.bindparam("b_state"),
+        errcode=sa.bindparam("b_errcode"),
+        errmsg=sa.bindparam("b_errmsg"),
+        msgid=sa.bindparam("b_msgid"),
+        reason=sa.bindparam("b_reason"),
+        not_before=sa.bindparam("b_not_before"),
+        sent_at=sa.bindparam("b_sent_at"),
+        lease_until=sa.null(),
+        updated_at=sa.bindparam("b_now"),
+    )
+)
+_INSERT_ATTEMPTS = BulkWrite(sa.insert(DeliveryAttempt.__table__))
 
 
 def finalize(
@@ -53,6 +72,7 @@ def finalize(
                     "b_reason": decision.reason,
                     "b_not_before": decision.not_before,
                     "b_sent_at": result.finished_at if decision.state == DeliveryState.sent else None,
+                    "b_now": now,
                 }
             )
             attempts.append(
@@ -73,23 +93,8 @@ def finalize(
             if decision.pause_until is not None:
                 pause_until = max(pause_until or decision.pause_until, decision.pause_until)
         if updates:
-            session.execute(
-                sa.update(Delivery.__table__)
-                .where(t.id == sa.bindparam("b_id"))
-                .values(
-                    state=sa.bindparam("b_state"),
-                    errcode=sa.bindparam("b_errcode"),
-                    errmsg=sa.bindparam("b_errmsg"),
-                    msgid=sa.bindparam("b_msgid"),
-                    reason=sa.bindparam("b_reason"),
-                    not_before=sa.bindparam("b_not_before"),
-                    sent_at=sa.bindparam("b_sent_at"),
-                    lease_until=None,
-                    updated_at=now,
-                ),
-                updates,
-            )
-            session.execute(sa.insert(DeliveryAttempt.__table__), attempts)
+            _RECORD_ANSWER.execute(session, updates)
+            _INSERT_ATTEMPTS.execute(session, attempts)
             ledger.settle(session, settlements)
             _join_early_reports(session, {u["b_msgid"]: u["b_id"] for u in updates if u["b_msgid"]})
         if pause_until is not None:

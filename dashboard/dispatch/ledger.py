@@ -25,6 +25,7 @@ class Reservation:
     openid: str
     template_id: str
     source: str  # "campaign" | "api" | "test"
+    attempts: int | None = None  # the row's attempts before this claim (0: never claimed, no ledger events)
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select, tuple_, update
@@ -78,9 +79,16 @@ def last_statuses(session: AnySession, delivery_ids: Iterable[int]) -> dict[int,
 
 
 def _event(
-    user_id: int, template_id: str, delivery_id: int | None, status: str, delta: int, row: Any, note: str = ""
+    user_id: int,
+    template_id: str,
+    delivery_id: int | None,
+    status: str,
+    delta: int,
+    row: Any,
+    note: str = "",
+    now: datetime | None = None,
 ) -> dict[str, Any]:
-    now = utcnow()
+    now = now or utcnow()
     return {
         "user_id": user_id,
         "template_id": template_id,
@@ -331,7 +339,11 @@ class GrantLedger:
         ``UPDATE … RETURNING`` per budget value; anything else goes through the per-row path.
         """
         by_openid = self._user_ids(session, rows)
-        last = last_statuses(session, [row.delivery_id for row in rows])
+        # A delivery never claimed before (``attempts == 0``) cannot have ledger events yet.
+        last = last_statuses(
+            session, [row.delivery_id for row in rows if getattr(row, "attempts", None) != 0]
+        )
+        now = utcnow()
         events: list[dict[str, Any]] = []
         answer: dict[int, str | None] = {}
         batched: dict[int, list[tuple[Any, int]]] = {}  # keep -> [(row, user_id)]
@@ -370,7 +382,15 @@ class GrantLedger:
                 found = taken.get((user_id, row.template_id))
                 if found is not None:
                     events.append(
-                        _event(user_id, row.template_id, row.delivery_id, LedgerStatus.reserved, -1, found)
+                        _event(
+                            user_id,
+                            row.template_id,
+                            row.delivery_id,
+                            LedgerStatus.reserved,
+                            -1,
+                            found,
+                            now=now,
+                        )
                     )
                     answer[row.delivery_id] = None
                 else:
@@ -392,6 +412,7 @@ class GrantLedger:
         """
         by_openid = self._user_ids(session, settlements)
         last = last_statuses(session, [row.delivery_id for row in settlements])
+        now = utcnow()
         events: list[dict[str, Any]] = []
         spends: list[tuple[Any, int]] = []
         others: list[tuple[Any, int, str]] = []
@@ -419,7 +440,7 @@ class GrantLedger:
             for row, user_id in spends:
                 balance = balances[(user_id, row.template_id)]
                 events.append(
-                    _event(user_id, row.template_id, row.delivery_id, LedgerStatus.spent, 0, balance)
+                    _event(user_id, row.template_id, row.delivery_id, LedgerStatus.spent, 0, balance, now=now)
                 )
                 last[row.delivery_id] = LedgerStatus.spent.value
         for row, user_id, action in others:

@@ -4,7 +4,8 @@ The synchronous client (``client.py``) costs about a millisecond of CPU per call
 a campaign needs hundreds of calls in flight at a fraction of that (docs/benchmarks.md). This module
 builds the same request (``build_send_body``), reads the answer the same way (``error_from_reply``),
 takes tokens from the same shared token service, and never retries a send whose request may have
-left: a lost answer is an unknown outcome, exactly as in the synchronous client.
+left: a lost answer is an unknown outcome, exactly as in the synchronous client. The connections are
+``keepalive.KeepAlivePool``'s, which says whether a failed request can have reached WeChat.
 """
 
 from __future__ import annotations
@@ -17,11 +18,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
-
-import aiohttp
+from urllib.parse import quote
 
 from .client import SEND_PATH, TokenSource, build_send_body, error_from_reply
 from .errors import ErrorCategory, WeChatError, redact_query
+from .keepalive import AnswerLost, KeepAlivePool, NotSent
 
 log = logging.getLogger(__name__)
 _NO_TIME = datetime.min.replace(tzinfo=UTC)  # replaced by the real times in _send_one
@@ -54,7 +55,7 @@ class SendOutcome:
 
 
 class BulkSender:
-    """Owns an event loop thread and an aiohttp session with ``concurrency`` pooled connections.
+    """Owns an event loop thread and a pool of at most ``concurrency`` keep-alive connections.
 
     ``send(requests)`` is called from ordinary (worker) threads and blocks until every request in the
     batch has an outcome; ``submit`` returns a concurrent future instead, so a caller can claim the
@@ -71,16 +72,15 @@ class BulkSender:
         read_timeout: float = 10.0,
         secret: str | None = None,
     ) -> None:
-        self.url = api_base.rstrip("/") + SEND_PATH
         self.tokens = tokens
         self.concurrency = concurrency
-        self.timeout = aiohttp.ClientTimeout(sock_connect=connect_timeout, sock_read=read_timeout)
+        self._pool = KeepAlivePool(
+            api_base, limit=concurrency, connect_timeout=connect_timeout, read_timeout=read_timeout
+        )
         self._secret = secret
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="tongzhi-bulk-send", daemon=True)
         self._thread.start()
-        self._session: aiohttp.ClientSession | None = None
-        self._limit: asyncio.Semaphore | None = None
 
     # -- public ----------------------------------------------------------------------------------
 
@@ -93,8 +93,7 @@ class BulkSender:
     def close(self) -> None:
         if self._loop.is_closed():
             return
-        if self._session is not None:
-            asyncio.run_coroutine_threadsafe(self._session.close(), self._loop).result(timeout=10)
+        self._loop.call_soon_threadsafe(self._pool.close)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=10)
         self._loop.close()
@@ -102,10 +101,6 @@ class BulkSender:
     # -- inside the loop -------------------------------------------------------------------------
 
     async def _send_all(self, requests: list[SendRequest]) -> list[SendOutcome]:
-        if self._session is None:
-            connector = aiohttp.TCPConnector(limit=self.concurrency, ttl_dns_cache=300)
-            self._session = aiohttp.ClientSession(connector=connector, timeout=self.timeout)
-            self._limit = asyncio.Semaphore(self.concurrency)
         # The token service may touch the database: ask it once per batch, off the loop.
         token = await asyncio.to_thread(self.tokens.get_token)
         return list(await asyncio.gather(*(self._send_one(request, token) for request in requests)))
@@ -133,33 +128,22 @@ class BulkSender:
         return replace(outcome, started_at=started, finished_at=datetime.now(UTC))
 
     async def _post(self, request: SendRequest, body: bytes, token: str) -> SendOutcome:
-        assert self._session is not None and self._limit is not None
-        async with self._limit:
-            try:
-                async with self._session.post(
-                    self.url,
-                    params={"access_token": token},
-                    data=body,
-                    headers={"Content-Type": "application/json; charset=utf-8"},
-                    allow_redirects=False,
-                ) as response:
-                    if response.status != 200:
-                        return self._unknown(request, f"HTTP {response.status} from POST {SEND_PATH}")
-                    try:
-                        reply = await response.json(content_type=None)
-                    except (ValueError, aiohttp.ContentTypeError):
-                        reply = None
-            except aiohttp.ClientConnectorError as exc:
-                # The connection was never made: WeChat cannot have seen this request.
-                return SendOutcome(
-                    request.key,
-                    _NO_TIME,
-                    _NO_TIME,
-                    errmsg=f"{type(exc).__name__}: could not connect",
-                    category=ErrorCategory.TRANSIENT.value,
-                )
-            except (TimeoutError, aiohttp.ClientError) as exc:
-                return self._unknown(request, f"{type(exc).__name__} after the request was sent")
+        target = f"{SEND_PATH}?access_token={quote(token, safe='')}"
+        try:
+            response = await self._pool.post(target, body, "application/json; charset=utf-8")
+        except NotSent as exc:
+            # The connection was never made: WeChat cannot have seen this request.
+            return SendOutcome(
+                request.key, _NO_TIME, _NO_TIME, errmsg=str(exc), category=ErrorCategory.TRANSIENT.value
+            )
+        except AnswerLost as exc:
+            return self._unknown(request, f"{exc} after the request was sent")
+        if response.status != 200:
+            return self._unknown(request, f"HTTP {response.status} from POST {SEND_PATH}")
+        try:
+            reply = json.loads(response.body)
+        except ValueError:
+            reply = None
         if not isinstance(reply, dict):
             return self._unknown(request, "an answer that is not a JSON object")
         error: WeChatError | None = error_from_reply(reply, self._scrub)

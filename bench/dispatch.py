@@ -21,6 +21,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import socket
 import subprocess
 import sys
@@ -38,13 +39,13 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def make_app(db_path: Path, stub: str, instance: Path):
+def make_app(database_url: str, stub: str, instance: Path):
     from dashboard import create_app
 
     return create_app(
         {
             "TESTING": True,
-            "SQLALCHEMY_DATABASE_URI": f"sqlite:///{db_path}",
+            "SQLALCHEMY_DATABASE_URI": database_url,
             "WECHAT_APPID": "wxbench000000000",
             "WECHAT_SECRET": "bench-secret",
             "WECHAT_API_BASE": stub,
@@ -53,7 +54,7 @@ def make_app(db_path: Path, stub: str, instance: Path):
     )
 
 
-def seed(db_path: Path, stub: str, instance: Path, n: int) -> None:
+def seed(database_url: str, stub: str, instance: Path, n: int) -> None:
     import sqlalchemy as sa
     from flask_migrate import upgrade
 
@@ -62,8 +63,12 @@ def seed(db_path: Path, stub: str, instance: Path, n: int) -> None:
     from dashboard.models import Delivery, DeliverySource, DeliveryState, WechatUser, utcnow
     from dashboard.models.grants import GrantBalance
 
-    app = make_app(db_path, stub, instance)
+    app = make_app(database_url, stub, instance)
     with app.app_context():
+        if not database_url.startswith("sqlite"):
+            # A fresh schema each run (the bench owns the database it is given).
+            db.session.execute(sa.text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+            db.session.commit()
         upgrade(revision="heads")
         chunk = 5000
         for start in range(0, n, chunk):
@@ -138,9 +143,14 @@ def seed(db_path: Path, stub: str, instance: Path, n: int) -> None:
             db.session.commit()
         db.session.execute(sa.text("DELETE FROM dispatch_state"))
         db.session.commit()
+        if database_url.startswith("sqlite"):
+            # Everything into the main file, so a copy of it is the whole database.
+            db.session.execute(sa.text("PRAGMA wal_checkpoint(TRUNCATE)"))
+        db.session.remove()
+        db.engine.dispose()
 
 
-def run_engine(db_path: Path, stub: str, instance: Path, concurrency: int) -> dict:
+def run_engine(database_url: str, stub: str, instance: Path, concurrency: int) -> dict:
     """In a worker process of its own, so its peak memory is the engine's alone."""
     from dashboard.dispatch.claim import load_dispatch_state
     from dashboard.dispatch.engine import Dispatcher
@@ -148,7 +158,7 @@ def run_engine(db_path: Path, stub: str, instance: Path, concurrency: int) -> di
     from dashboard.dispatch.transactions import write_transaction
     from dashboard.extensions import db
 
-    app = make_app(db_path, stub, instance)
+    app = make_app(database_url, stub, instance)
     with app.app_context(), write_transaction(db.engine) as session:
         state = load_dispatch_state(session)
         state.rate_per_second, state.tokens, state.concurrency = 1_000_000, 1_000_000.0, concurrency
@@ -165,13 +175,13 @@ def run_engine(db_path: Path, stub: str, instance: Path, concurrency: int) -> di
     }
 
 
-def final_counts(db_path: Path, stub: str, instance: Path) -> tuple[dict, int]:
+def final_counts(database_url: str, stub: str, instance: Path) -> tuple[dict, int]:
     """Read after every worker has finished: rows by state, and ledger ``spent`` events."""
     import sqlalchemy as sa
 
     from dashboard.extensions import db
 
-    with make_app(db_path, stub, instance).app_context():
+    with make_app(database_url, stub, instance).app_context():
         by_state = dict(
             db.session.execute(sa.text("SELECT state, count(*) FROM delivery GROUP BY state")).all()
         )
@@ -180,6 +190,44 @@ def final_counts(db_path: Path, stub: str, instance: Path) -> tuple[dict, int]:
         ).scalar()
         db.session.remove()
     return by_state, spent
+
+
+def run_workers(database_url: str, stub: str, instance: Path, workers: int, concurrency: int) -> dict:
+    """``workers`` engine processes side by side on one database, until every row is final."""
+    children = [
+        subprocess.Popen(  # noqa: S603 (our own interpreter and script)
+            [
+                sys.executable,
+                __file__,
+                "--concurrency",
+                str(concurrency),
+                "--engine-child",
+                database_url,
+                stub,
+                str(instance),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONWARNINGS": "ignore"},
+        )
+        for _ in range(workers)
+    ]
+    reports = []
+    for child in children:
+        out, err = child.communicate()
+        if child.returncode != 0 or not out.strip():
+            raise SystemExit(f"an engine worker failed (exit {child.returncode}):\n{err[-3000:]}")
+        reports.append(json.loads(out.strip().splitlines()[-1]))
+    states, spent = final_counts(database_url, stub, instance)
+    return {
+        "claimed": sum(r["claimed"] for r in reports),
+        "wall_s": max(r["wall_s"] for r in reports),
+        "cpu_s": sum(r["cpu_s"] for r in reports),
+        "peak_rss_mb": max(r["peak_rss_mb"] for r in reports),
+        "states": states,
+        "spent_events": spent,
+    }
 
 
 def run_naive(stub: str, n: int) -> dict:
@@ -217,13 +265,22 @@ def main() -> int:
     parser.add_argument("--n", type=int, default=20_000, help="messages for the engine")
     parser.add_argument("--naive-n", type=int, default=300, help="messages for the naive loop (it is slow)")
     parser.add_argument("--concurrency", type=int, default=128)
-    parser.add_argument("--workers", type=int, default=1, help="engine worker processes, side by side")
+    parser.add_argument(
+        "--workers",
+        default="1,2",
+        help="engine worker processes side by side; a comma list runs once per count (default: 1,2)",
+    )
+    parser.add_argument(
+        "--database-url",
+        default=None,
+        help="a PostgreSQL URL to run on (its public schema is dropped and recreated); default: a SQLite file",
+    )
     parser.add_argument("--latency-ms", type=float, default=30.0)
     parser.add_argument("--engine-child", nargs=3, metavar=("DB", "STUB", "INSTANCE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.engine_child:
-        db_path, stub, instance = args.engine_child
-        print(json.dumps(run_engine(Path(db_path), stub, Path(instance), args.concurrency)))
+        database_url, stub, instance = args.engine_child
+        print(json.dumps(run_engine(database_url, stub, Path(instance), args.concurrency)))
         return 0
 
     port = free_port()
@@ -241,70 +298,60 @@ def main() -> int:
     )
     stub_process.stdout.readline()  # "stub listening ..."
     stub = f"http://127.0.0.1:{port}"
+    worker_counts = [int(count) for count in args.workers.split(",")]
+    backend = "PostgreSQL" if args.database_url else "SQLite (WAL, synchronous=FULL)"
+    runs, seed_s = [], 0.0
     try:
         with tempfile.TemporaryDirectory() as folder:
-            db_path, instance = Path(folder) / "bench.db", Path(folder) / "instance"
-            t0 = time.monotonic()
-            seed(db_path, stub, instance, args.n)
-            seed_s = time.monotonic() - t0
-            children = [
-                subprocess.Popen(  # noqa: S603 (our own interpreter and script)
-                    [
-                        sys.executable,
-                        __file__,
-                        "--concurrency",
-                        str(args.concurrency),
-                        "--engine-child",
-                        str(db_path),
-                        stub,
-                        str(instance),
-                    ],
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.DEVNULL,
-                    text=True,
-                    env={**os.environ, "PYTHONWARNINGS": "ignore"},
-                )
-                for _ in range(args.workers)
-            ]
-            reports = [json.loads(child.communicate()[0].strip().splitlines()[-1]) for child in children]
-            states, spent = final_counts(db_path, stub, instance)
-            engine = {
-                "claimed": sum(r["claimed"] for r in reports),
-                "wall_s": max(r["wall_s"] for r in reports),
-                "cpu_s": sum(r["cpu_s"] for r in reports),
-                "peak_rss_mb": max(r["peak_rss_mb"] for r in reports),
-                "states": states,
-                "spent_events": spent,
-            }
+            instance, seeded = Path(folder) / "instance", Path(folder) / "seeded.db"
+            if not args.database_url:
+                t0 = time.monotonic()
+                seed(f"sqlite:///{seeded}", stub, instance, args.n)
+                seed_s = time.monotonic() - t0
+            for number, workers in enumerate(worker_counts):
+                if args.database_url:
+                    database_url = args.database_url
+                    t0 = time.monotonic()
+                    seed(database_url, stub, instance, args.n)
+                    seed_s = time.monotonic() - t0
+                else:  # every run starts from the same seeded file
+                    run_db = Path(folder) / f"run{number}.db"
+                    shutil.copyfile(seeded, run_db)
+                    database_url = f"sqlite:///{run_db}"
+                runs.append((workers, run_workers(database_url, stub, instance, workers, args.concurrency)))
         naive = run_naive(stub, args.naive_n)
     finally:
         stub_process.terminate()
         stub_process.wait(timeout=10)
 
-    engine_rate = engine["claimed"] / engine["wall_s"]
     naive_rate = naive["sent"] / naive["wall_s"]
     command = " ".join(["python", "bench/dispatch.py", *sys.argv[1:]])
     print(f"command: {command}")
     print(
-        f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}, SQLite, stub round trip {args.latency_ms:g} ms"
+        f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}, {backend}, "
+        f"stub round trip {args.latency_ms:g} ms (the stub shares the cores)"
     )
     print(f"seeded {args.n} users/grants/deliveries in {seed_s:.1f} s")
     print()
-    print("| | messages | msg/s | CPU s | CPU ms/msg | peak RSS MB |")
-    print("|---|---:|---:|---:|---:|---:|")
-    print(
-        f"| Tongzhi engine ({args.workers} worker(s), concurrency {args.concurrency}, with ledger) | {engine['claimed']} | "
-        f"{engine_rate:.0f} | {engine['cpu_s']:.1f} | {engine['cpu_s'] / max(engine['claimed'], 1) * 1000:.2f} | "
-        f"{engine['peak_rss_mb']:.0f} |"
-    )
+    print("| | messages | msg/s | CPU s | CPU ms/msg | peak RSS MB | final states | spent events |")
+    print("|---|---:|---:|---:|---:|---:|---|---:|")
+    for workers, engine in runs:
+        rate = engine["claimed"] / engine["wall_s"]
+        print(
+            f"| Tongzhi engine, {workers} worker(s), concurrency {args.concurrency} each, with ledger | "
+            f"{engine['claimed']} | {rate:.0f} | {engine['cpu_s']:.1f} | "
+            f"{engine['cpu_s'] / max(engine['claimed'], 1) * 1000:.2f} | {engine['peak_rss_mb']:.0f} | "
+            f"{engine['states']} | {engine['spent_events']} |"
+        )
     print(
         f"| naive loop (token + send per message) | {naive['sent']} | {naive_rate:.1f} | {naive['cpu_s']:.1f} | "
-        f"{naive['cpu_s'] / naive['sent'] * 1000:.2f} | {naive['peak_rss_mb']:.0f} |"
+        f"{naive['cpu_s'] / naive['sent'] * 1000:.2f} | {naive['peak_rss_mb']:.0f} | | |"
     )
     print()
-    print(
-        f"engine / naive: {engine_rate / naive_rate:.0f}x; final states {engine['states']}; spent events {engine['spent_events']}"
-    )
+    for workers, engine in runs:
+        print(
+            f"engine with {workers} worker(s) / naive: {engine['claimed'] / engine['wall_s'] / naive_rate:.0f}x"
+        )
     return 0
 
 

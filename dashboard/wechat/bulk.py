@@ -15,9 +15,9 @@ import json
 import logging
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import quote
 
 from .client import SEND_PATH, TokenSource, build_send_body, error_from_reply
@@ -25,7 +25,6 @@ from .errors import ErrorCategory, WeChatError, redact_query
 from .keepalive import AnswerLost, KeepAlivePool, NotSent
 
 log = logging.getLogger(__name__)
-_NO_TIME = datetime.min.replace(tzinfo=UTC)  # replaced by the real times in _send_one
 
 
 @dataclass(frozen=True)
@@ -54,6 +53,13 @@ class SendOutcome:
         return not self.category
 
 
+class _Answer(NamedTuple):
+    msgid: str | None = None
+    errcode: int | None = None
+    errmsg: str = ""
+    category: str = ""
+
+
 class BulkSender:
     """Owns an event loop thread and a pool of at most ``concurrency`` keep-alive connections.
 
@@ -78,6 +84,7 @@ class BulkSender:
             api_base, limit=concurrency, connect_timeout=connect_timeout, read_timeout=read_timeout
         )
         self._secret = secret
+        self._target_token, self._target = "", ""
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="tongzhi-bulk-send", daemon=True)
         self._thread.start()
@@ -118,24 +125,31 @@ class BulkSender:
             ensure_ascii=False,
         ).encode("utf-8")
         started = datetime.now(UTC)
-        outcome = await self._post(request, body, token)
-        if outcome.category == ErrorCategory.TOKEN.value:
+        answer = await self._post(request, body, token)
+        if answer.category == ErrorCategory.TOKEN.value:
             # Refused before acting on it, so one retry with a fresh token cannot duplicate the send.
             await asyncio.to_thread(self.tokens.invalidate, token)
             fresh = await asyncio.to_thread(self.tokens.get_token)
             if fresh != token:
-                outcome = await self._post(request, body, fresh)
-        return replace(outcome, started_at=started, finished_at=datetime.now(UTC))
+                answer = await self._post(request, body, fresh)
+        return SendOutcome(
+            request.key,
+            started,
+            datetime.now(UTC),
+            msgid=answer.msgid,
+            errcode=answer.errcode,
+            errmsg=answer.errmsg,
+            category=answer.category,
+        )
 
-    async def _post(self, request: SendRequest, body: bytes, token: str) -> SendOutcome:
-        target = f"{SEND_PATH}?access_token={quote(token, safe='')}"
+    async def _post(self, request: SendRequest, body: bytes, token: str) -> _Answer:
+        if token != self._target_token:
+            self._target_token, self._target = token, f"{SEND_PATH}?access_token={quote(token, safe='')}"
         try:
-            response = await self._pool.post(target, body, "application/json; charset=utf-8")
+            response = await self._pool.post(self._target, body, "application/json; charset=utf-8")
         except NotSent as exc:
             # The connection was never made: WeChat cannot have seen this request.
-            return SendOutcome(
-                request.key, _NO_TIME, _NO_TIME, errmsg=str(exc), category=ErrorCategory.TRANSIENT.value
-            )
+            return _Answer(errmsg=str(exc), category=ErrorCategory.TRANSIENT.value)
         except AnswerLost as exc:
             return self._unknown(request, f"{exc} after the request was sent")
         if response.status != 200:
@@ -148,32 +162,14 @@ class BulkSender:
             return self._unknown(request, "an answer that is not a JSON object")
         error: WeChatError | None = error_from_reply(reply, self._scrub)
         if error is not None:
-            return SendOutcome(
-                request.key,
-                _NO_TIME,
-                _NO_TIME,
-                errcode=error.errcode,
-                errmsg=error.errmsg,
-                category=error.category.value,
-            )
+            return _Answer(errcode=error.errcode, errmsg=error.errmsg, category=error.category.value)
         msgid = reply.get("msgid")
-        return SendOutcome(
-            request.key,
-            _NO_TIME,
-            _NO_TIME,
-            msgid=None if msgid is None else str(msgid),
-            errcode=0,
-            errmsg="ok",
-        )
+        return _Answer(msgid=None if msgid is None else str(msgid), errcode=0, errmsg="ok")
 
-    def _unknown(self, request: SendRequest, what: str) -> SendOutcome:
+    def _unknown(self, request: SendRequest, what: str) -> _Answer:
         log.warning("WeChat send to %s: %s; outcome unknown", request.touser, what)
-        return SendOutcome(
-            request.key,
-            _NO_TIME,
-            _NO_TIME,
-            errmsg=f"{what}: the message may have been delivered",
-            category=ErrorCategory.UNKNOWN.value,
+        return _Answer(
+            errmsg=f"{what}: the message may have been delivered", category=ErrorCategory.UNKNOWN.value
         )
 
     def _scrub(self, text: str) -> str:

@@ -115,7 +115,7 @@ def claim_due(
                 sa.select(*columns)
                 .where(*conditions, t.openid.not_in(in_flight))
                 .order_by(t.id)
-                .limit(budget * 2)  # some may share an openid
+                .limit(budget + budget // 4 + 1)  # a few may share an openid; those wait a round
                 .with_for_update(skip_locked=True, of=Delivery.__table__)
             )
 

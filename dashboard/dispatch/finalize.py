@@ -46,6 +46,36 @@ def finalize(
         return 0
     now = now or utcnow()
     t = Delivery.__table__.c
+    # Everything that does not depend on the rows' current state is prepared before taking the write
+    # lock, which other workers wait for.
+    prepared = []
+    for result in results:
+        decision = decide(result, now)
+        errmsg = (result.errmsg or "")[:512]
+        update = {
+            "b_id": result.delivery_id,
+            "b_state": decision.state.value,
+            "b_errcode": result.errcode,
+            "b_errmsg": errmsg,
+            "b_msgid": result.msgid,
+            "b_reason": decision.reason,
+            "b_not_before": decision.not_before,
+            "b_sent_at": result.finished_at if decision.state == DeliveryState.sent else None,
+            "b_now": now,
+        }
+        attempt = {
+            "delivery_id": result.delivery_id,
+            "number": result.attempt,
+            "started_at": result.started_at,
+            "finished_at": result.finished_at,
+            "outcome": decision.state,
+            "errcode": result.errcode,
+            "errmsg": errmsg,
+            "msgid": result.msgid,
+            "category": result.category,
+            "elapsed_ms": int((result.finished_at - result.started_at).total_seconds() * 1000),
+        }
+        prepared.append((result, decision, update, attempt))
     with write_transaction(engine) as session:
         current = {
             row.id: row
@@ -57,38 +87,12 @@ def finalize(
         }
         updates, attempts, settlements = [], [], []
         pause_until = None
-        for result in results:
+        for result, decision, update, attempt in prepared:
             row = current.get(result.delivery_id)
             if row is None or row.attempts != result.attempt or row.state != DeliveryState.sending:
                 continue
-            decision = decide(result, now)
-            updates.append(
-                {
-                    "b_id": result.delivery_id,
-                    "b_state": decision.state.value,
-                    "b_errcode": result.errcode,
-                    "b_errmsg": (result.errmsg or "")[:512],
-                    "b_msgid": result.msgid,
-                    "b_reason": decision.reason,
-                    "b_not_before": decision.not_before,
-                    "b_sent_at": result.finished_at if decision.state == DeliveryState.sent else None,
-                    "b_now": now,
-                }
-            )
-            attempts.append(
-                {
-                    "delivery_id": result.delivery_id,
-                    "number": result.attempt,
-                    "started_at": result.started_at,
-                    "finished_at": result.finished_at,
-                    "outcome": decision.state,
-                    "errcode": result.errcode,
-                    "errmsg": (result.errmsg or "")[:512],
-                    "msgid": result.msgid,
-                    "category": result.category,
-                    "elapsed_ms": int((result.finished_at - result.started_at).total_seconds() * 1000),
-                }
-            )
+            updates.append(update)
+            attempts.append(attempt)
             settlements.append(Settlement(row.id, row.user_id, row.openid, row.template_id, decision.ledger))
             if decision.pause_until is not None:
                 pause_until = max(pause_until or decision.pause_until, decision.pause_until)

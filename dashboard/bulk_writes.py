@@ -37,10 +37,11 @@ def _memoized(process: Callable[[Any], Any]) -> Callable[[Any], Any]:
     seen: dict[Any, Any] = {}
 
     def convert(value: Any) -> Any:
+        key = (type(value), value)  # True == 1 == 1.0, but they are stored differently
         try:
-            return seen[value]
+            return seen[key]
         except KeyError:
-            converted = seen[value] = process(value)
+            converted = seen[key] = process(value)
             return converted
         except TypeError:  # unhashable (a JSON document)
             return process(value)

@@ -17,6 +17,7 @@ What the caller must be able to tell apart is *whether the request can have reac
 from __future__ import annotations
 
 import asyncio
+import select
 import ssl
 import time
 from dataclasses import dataclass
@@ -198,6 +199,18 @@ class _Connection(asyncio.Protocol):
             del buffer[: line_end + 2 + size + 2]
 
 
+def _readable(transport: asyncio.BaseTransport) -> bool:
+    """Whether an idle connection has something to read: the server closed it (or sent bytes nobody
+    asked for) and the loop has not processed that yet. Either way it must not carry the next request,
+    which would otherwise be written into a dead socket and come back as a lost answer."""
+    sock = transport.get_extra_info("socket")
+    if sock is None:
+        return False
+    poller = select.poll()
+    poller.register(sock.fileno(), select.POLLIN)
+    return bool(poller.poll(0))
+
+
 class KeepAlivePool:
     """At most ``limit`` connections to one origin, reused across requests; use from one event loop."""
 
@@ -271,7 +284,7 @@ class KeepAlivePool:
             transport = connection.transport
             if connection.closed or transport is None or transport.is_closing():
                 continue
-            if now - connection.idle_since > IDLE_SECONDS:
+            if now - connection.idle_since > IDLE_SECONDS or _readable(transport):
                 connection.close()
                 continue
             return connection

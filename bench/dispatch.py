@@ -1,15 +1,16 @@
 """Dispatch throughput: Tongzhi's engine against a naive loop, on a local WeChat stub with a 30 ms round trip.
 
-    .venv/bin/python bench/dispatch.py                 # N=20000 messages, concurrency 128
+    .venv/bin/python bench/dispatch.py                 # N=20000 messages; 1 worker, then 2; 256 in flight each
     .venv/bin/python bench/dispatch.py --n 200000      # peak memory must stay flat as N grows
+    .venv/bin/python bench/dispatch.py --workers 1,2,4 --database-url postgresql+psycopg://postgres@127.0.0.1/test
 
 What runs:
 1. ``bench/wechat_stub.py`` in its own process (asyncio; answers send and stable_token after --latency-ms).
-2. A fresh SQLite database, migrated; N users, each granted one credit of one template *through the
+2. A fresh SQLite database (or the PostgreSQL one given, its schema recreated), migrated; N users, each granted one credit of one template *through the
    ledger's own functions* (one accept event each), and N pending campaign deliveries.
-3. The engine: one worker process running ``Dispatcher.drain`` (claim with credit reservation, bulk
-   send, batched fenced finalize with ledger settlement) until every row is final. It reports its
-   wall time, CPU seconds and peak RSS itself.
+3. The engine: worker processes (1, then 2, by default; each run starts from the same seeded database)
+   running ``Dispatcher.drain`` (claim with credit reservation, bulk send, batched fenced finalize with
+   ledger settlement) until every row is final. Each reports its wall time, CPU seconds and peak RSS.
 4. The naive loop many tutorials show: for each message, ``requests.post`` the token endpoint, then
    ``requests.post`` the send, one after the other (no ledger, no database).
 Loopback only; every loop is bounded by N.
@@ -264,7 +265,7 @@ def main() -> int:
     )
     parser.add_argument("--n", type=int, default=20_000, help="messages for the engine")
     parser.add_argument("--naive-n", type=int, default=300, help="messages for the naive loop (it is slow)")
-    parser.add_argument("--concurrency", type=int, default=128)
+    parser.add_argument("--concurrency", type=int, default=256, help="requests in flight per worker")
     parser.add_argument(
         "--workers",
         default="1,2",

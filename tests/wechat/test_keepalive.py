@@ -10,17 +10,40 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import pytest
 
 from dashboard.wechat import keepalive
 from dashboard.wechat.keepalive import AnswerLost, KeepAlivePool, NotSent, Response
 
+T = TypeVar("T")
+
 OK = b'{"errcode":0,"errmsg":"ok"}'
+
+
+def run(coroutine: Awaitable[T]) -> T:
+    """``asyncio.run`` on a thread of its own: in a whole-suite run the browser tests' Playwright keeps an
+    event loop running on the main thread, where ``asyncio.run`` refuses to start another."""
+    outcome: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            outcome["value"] = asyncio.run(coroutine)
+        except BaseException as exc:  # re-raised on the test's thread
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
 
 
 # -- the scripted server --------------------------------------------------------------------------------
@@ -197,7 +220,7 @@ def test_two_posts_share_one_connection_and_the_request_is_exact():
             second = await pool.post("/target?x=1", bodies[1], "application/json; charset=utf-8")
             return server, first, second
 
-    server, first, second = asyncio.run(scenario())
+    server, first, second = run(scenario())
     assert first == Response(200, b'{"errcode":0,"n":1}')
     assert second == Response(200, b'{"errcode":0,"n":2}')
     assert server.accepted == 1
@@ -218,7 +241,7 @@ def test_status_and_body_are_the_servers():
         async with serving(keep_alive(make)) as server, pool_for(server.url()) as pool:
             return await post(pool)
 
-    assert asyncio.run(scenario()) == Response(502, b"upstream says no")
+    assert run(scenario()) == Response(502, b"upstream says no")
 
 
 def test_a_204_without_length_has_an_empty_body_and_keeps_the_connection():
@@ -229,7 +252,7 @@ def test_a_204_without_length_has_an_empty_body_and_keeps_the_connection():
         async with serving(keep_alive(make)) as server, pool_for(server.url()) as pool:
             return server, [await post(pool), await post(pool)]
 
-    server, responses = asyncio.run(scenario())
+    server, responses = run(scenario())
     assert responses == [Response(204, b""), Response(204, b"")]
     assert server.accepted == 1
 
@@ -306,7 +329,7 @@ def test_a_chunked_answer_in_many_writes_is_reassembled_and_the_connection_reuse
         async with serving(keep_alive(make)) as server, pool_for(server.url()) as pool:
             return server, await post(pool), await post(pool)
 
-    server, first, second = asyncio.run(scenario())
+    server, first, second = run(scenario())
     assert first == Response(200, b'{"errcode":0,"msgid":"m1"}')
     assert second == Response(200, b"second")  # the chunked framing left no byte behind
     assert server.accepted == 1
@@ -327,7 +350,7 @@ def test_an_answer_without_length_ends_with_the_connection_which_is_not_reused(v
         async with serving(handler) as server, pool_for(server.url()) as pool:
             return server, await post(pool), await post(pool)
 
-    server, first, second = asyncio.run(scenario())
+    server, first, second = run(scenario())
     assert first == Response(200, b'{"errcode":0,"n":0}')
     assert second == Response(200, b'{"errcode":0,"n":1}')
     assert server.accepted == 2
@@ -357,7 +380,7 @@ def test_the_connection_header_decides_reuse(version, connection_header, reused)
             first_closed = await server.wait_closed_by_client(0, timeout=0.1 if reused else 2.0)
             return server, responses, first_closed
 
-    server, responses, first_closed = asyncio.run(scenario())
+    server, responses, first_closed = run(scenario())
     if reused:
         assert server.accepted == 1
         assert responses == [Response(200, b"c0"), Response(200, b"c0")]
@@ -378,7 +401,7 @@ def test_bytes_after_the_answer_make_the_connection_unusable():
             responses = [await post(pool), await post(pool)]
             return server, responses, await server.wait_closed_by_client(0)
 
-    server, responses, first_closed = asyncio.run(scenario())
+    server, responses, first_closed = run(scenario())
     assert responses == [Response(200, b"c0"), Response(200, b"c1")]
     assert server.accepted == 2
     assert first_closed
@@ -399,7 +422,7 @@ def test_bytes_on_an_idle_connection_make_the_pool_drop_it():
             second = await post(pool)
             return server, first, second
 
-    server, first, second = asyncio.run(scenario())
+    server, first, second = run(scenario())
     assert (first, second) == (Response(200, b"c0"), Response(200, b"c1"))
     assert server.accepted == 2
 
@@ -419,7 +442,7 @@ def test_a_100_continue_is_skipped_for_the_real_answer(together):
         async with serving(keep_alive(make)) as server, pool_for(server.url()) as pool:
             return server, await post(pool), await post(pool)
 
-    server, first, second = asyncio.run(scenario())
+    server, first, second = run(scenario())
     assert first == second == Response(200, b'{"errcode":0}')
     assert server.accepted == 1
 
@@ -438,7 +461,7 @@ def test_a_refused_connection_is_not_sent():
                 await post(pool)
 
         with pytest.raises(NotSent) as caught:
-            asyncio.run(scenario())
+            run(scenario())
     assert isinstance(caught.value.__cause__, ConnectionRefusedError)
 
 
@@ -480,7 +503,7 @@ def test_a_connect_timeout_is_not_sent():
                     elapsed.append(time.monotonic() - started)
 
         with pytest.raises(NotSent) as caught:
-            asyncio.run(scenario())
+            run(scenario())
         assert isinstance(caught.value.__cause__, TimeoutError)
         assert 0.18 <= elapsed[0] < 1.5
     finally:
@@ -501,7 +524,7 @@ def test_a_refused_connection_holds_no_slot():
                     with pytest.raises(NotSent):
                         await asyncio.wait_for(post(pool), 1.0)
 
-        asyncio.run(scenario())
+        run(scenario())
 
 
 # -- AnswerLost: the request left, no complete answer came back -------------------------------------------
@@ -519,7 +542,7 @@ def test_a_server_that_reads_and_closes_loses_the_answer():
                 assert [r.body for r in server.requests] == [b'{"touser":"o1"}']
 
     with pytest.raises(AnswerLost, match="before a complete answer"):
-        asyncio.run(scenario())
+        run(scenario())
 
 
 def test_a_server_that_never_answers_loses_the_answer_after_the_read_timeout():
@@ -540,7 +563,7 @@ def test_a_server_that_never_answers_loses_the_answer_after_the_read_timeout():
                 outcome["closed"] = await server.wait_closed_by_client(0)
 
     with pytest.raises(AnswerLost, match="no answer within 0.2 s"):
-        asyncio.run(scenario())
+        run(scenario())
     assert 0.18 <= outcome["elapsed"] < 1.5
     assert outcome["closed"], "the timed-out connection was left open"
 
@@ -568,7 +591,7 @@ def test_a_garbage_answer_is_lost_and_its_connection_dropped(garbage):
             after = await post(pool)
             return server, after, await server.wait_closed_by_client(0)
 
-    server, after, first_closed = asyncio.run(scenario())
+    server, after, first_closed = run(scenario())
     assert after == Response(200, b"fine")
     assert server.accepted == 2  # the broken connection was not reused
     assert first_closed
@@ -596,7 +619,7 @@ def test_an_answer_cut_by_the_server_closing_is_lost(script):
             await post(pool)
 
     with pytest.raises(AnswerLost, match="closed by the server before a complete answer"):
-        asyncio.run(scenario())
+        run(scenario())
 
 
 def test_a_reset_connection_loses_the_answer():
@@ -611,7 +634,7 @@ def test_a_reset_connection_loses_the_answer():
             await post(pool)
 
     with pytest.raises(AnswerLost):
-        asyncio.run(scenario())
+        run(scenario())
 
 
 # -- the limit --------------------------------------------------------------------------------------------
@@ -633,7 +656,7 @@ def test_no_more_than_limit_connections_or_requests_at_once():
             responses = await asyncio.gather(*(post(pool, body) for body in bodies))
             return server, bodies, responses, time.monotonic() - started
 
-    server, bodies, responses, elapsed = asyncio.run(scenario())
+    server, bodies, responses, elapsed = run(scenario())
     assert [r.body for r in responses] == [b"echo:" + body for body in bodies]  # no answer mixed up
     assert server.max_open <= 2
     assert server.max_in_flight == 2  # the two slots were used in parallel...
@@ -658,7 +681,7 @@ def test_a_connection_idle_longer_than_idle_seconds_is_not_reused(monkeypatch):
             responses.append(await post(pool))  # after the idle limit: a new connection
             return server, responses, await server.wait_closed_by_client(0)
 
-    server, responses, first_closed = asyncio.run(scenario())
+    server, responses, first_closed = run(scenario())
     assert responses == [Response(200, b"c0"), Response(200, b"c0"), Response(200, b"c1")]
     assert server.accepted == 2
     assert first_closed, "the expired connection was dropped from the pool but left open"
@@ -676,7 +699,7 @@ def test_a_connection_the_server_closed_while_idle_is_not_reused():
             second = await post(pool)
             return server, first, second
 
-    server, first, second = asyncio.run(scenario())
+    server, first, second = run(scenario())
     assert (first, second) == (Response(200, b"c0"), Response(200, b"c1"))
     assert server.accepted == 2
 
@@ -699,7 +722,7 @@ def test_a_connection_the_server_closed_right_after_answering_is_not_reused():
             second = await post(pool)
             return server, first, second
 
-    server, first, second = asyncio.run(scenario())
+    server, first, second = run(scenario())
     assert (first, second) == (Response(200, b"c0"), Response(200, b"c1"))
     assert [len(c.requests) for c in server.connections] == [1, 1]
 
@@ -718,7 +741,7 @@ def test_close_closes_the_idle_connections():
             after = await post(pool)  # a closed pool's connections are gone, not the pool
             return server, closed, after
 
-    server, closed, after = asyncio.run(scenario())
+    server, closed, after = run(scenario())
     assert closed == [True, True]
     assert after == Response(200, b"c2")
     assert server.accepted == 3

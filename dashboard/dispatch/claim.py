@@ -20,10 +20,9 @@ DEFAULT_LEASE_SECONDS = 120
 DEFAULT_RATE = 500  # messages per second across all workers, until an admin sets another
 DUE_STATES = (DeliveryState.pending, DeliveryState.retry_wait)
 
-_c = Delivery.__table__.c
 _MARK_SKIPPED = BulkWrite(
     sa.update(Delivery.__table__)
-    .where(_c.id == sa.bindparam("b_id"))
+    .where(Delivery.__table__.c.id == sa.bindparam("b_id"))
     .values(state=sa.bindparam("b_state"), reason=sa.bindparam("b_reason"), updated_at=sa.bindparam("b_now"))
 )
 

@@ -15,10 +15,9 @@ from .ledger import CreditLedger, Settlement
 from .outcomes import LedgerAction, SendResult, decide
 from .transactions import write_transaction
 
-_c = Delivery.__table__.c
 _RECORD_ANSWER = BulkWrite(
     sa.update(Delivery.__table__)
-    .where(_c.id == sa.bindparam("b_id"))
+    .where(Delivery.__table__.c.id == sa.bindparam("b_id"))
     .values(
         state=sa.bindparam("b_state"),
         errcode=sa.bindparam("b_errcode"),

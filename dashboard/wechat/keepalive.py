@@ -2,8 +2,8 @@
 
 It does what ``subscribeMessage.send`` needs and nothing else: POST a body, read one answer (framed by
 Content-Length, chunked, or the end of the connection), keep the connection for the next request, over
-TLS or plain TCP. aiohttp did the same at 0.39 ms of CPU per request on the dispatch benchmark, more
-than the engine's database work per message; this costs about 0.15 ms (docs/benchmarks.md).
+TLS or plain TCP. aiohttp did the same at about 0.34 ms of CPU per request, more than the engine's
+database work per message; this costs about 0.15 ms (``bench/http_client.py``, docs/benchmarks.md).
 
 What the caller must be able to tell apart is *whether the request can have reached WeChat*:
 

@@ -54,7 +54,8 @@ async def measure(post, n: int, concurrency: int) -> tuple[float, float]:
 async def keepalive_pool(base: str, n: int, concurrency: int) -> tuple[float, float]:
     from dashboard.wechat.keepalive import KeepAlivePool
 
-    pool = KeepAlivePool(base, limit=concurrency, connect_timeout=3.05, read_timeout=10.0)
+    # env={}: the stub is on loopback; a proxy in the shell's environment must not carry the bench.
+    pool = KeepAlivePool(base, limit=concurrency, connect_timeout=3.05, read_timeout=10.0, env={})
 
     async def post(payload: bytes) -> bytes:
         return (await pool.post(PATH, payload, CONTENT_TYPE)).body

@@ -1,15 +1,19 @@
 """KeepAlivePool against scripted HTTP servers on loopback: framing, reuse, limits and the two failure kinds.
 
 Every test starts an asyncio server on 127.0.0.1 whose handler writes exact bytes, so the framing the
-pool must cope with (Content-Length, chunked, close-delimited, interim 100 answers, garbage) is ours to
-choose. The server counts what it sees (connections, requests, what was open at once), which is how
-a test tells whether the pool reused a connection or opened a new one.
+pool must cope with (Content-Length, chunked, close-delimited, interim 100 answers, garbage, framing
+RFC 9112 refuses) is ours to choose. The server counts what it sees (connections, requests, what was
+open at once), which is how a test tells whether the pool reused a connection or opened a new one.
+The same server speaks TLS with a certificate from a throwaway CA (``local_tls``), and a small CONNECT
+proxy on loopback carries the pool's tunnels when the environment names a proxy.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import socket
+import ssl
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -21,6 +25,8 @@ import pytest
 
 from dashboard.wechat import keepalive
 from dashboard.wechat.keepalive import AnswerLost, KeepAlivePool, NotSent, Response
+
+from .local_tls import LocalCA, local_ca
 
 T = TypeVar("T")
 
@@ -72,8 +78,9 @@ Handler = Callable[["Scripted", Connection, asyncio.StreamReader, asyncio.Stream
 class Scripted:
     """A loopback server running ``handler`` for each connection, counting what it sees."""
 
-    def __init__(self, handler: Handler) -> None:
+    def __init__(self, handler: Handler, tls: ssl.SSLContext | None = None) -> None:
         self.handler = handler
+        self.tls = tls
         self.connections: list[Connection] = []
         self.open = 0
         self.max_open = 0
@@ -92,10 +99,10 @@ class Scripted:
         return [request for connection in self.connections for request in connection.requests]
 
     def url(self, path: str = "") -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}{path}"
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0, ssl=self.tls)
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def stop(self) -> None:
@@ -117,7 +124,7 @@ class Scripted:
         self.max_open = max(self.max_open, self.open)
         try:
             await self.handler(self, connection, reader, writer)
-        except (ConnectionError, asyncio.IncompleteReadError):
+        except (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError):
             connection.client_closed = True
         finally:
             self.open -= 1
@@ -153,8 +160,8 @@ class Scripted:
 
 
 @asynccontextmanager
-async def serving(handler: Handler) -> AsyncIterator[Scripted]:
-    server = Scripted(handler)
+async def serving(handler: Handler, tls: ssl.SSLContext | None = None) -> AsyncIterator[Scripted]:
+    server = Scripted(handler, tls)
     await server.start()
     try:
         yield server
@@ -164,7 +171,8 @@ async def serving(handler: Handler) -> AsyncIterator[Scripted]:
 
 @asynccontextmanager
 async def pool_for(url: str, **options) -> AsyncIterator[KeepAlivePool]:
-    settings = {"limit": 4, "connect_timeout": 2.0, "read_timeout": 2.0, **options}
+    # No proxy or CA bundle from the machine's environment unless a test gives its own ``env``.
+    settings = {"limit": 4, "connect_timeout": 2.0, "read_timeout": 2.0, "env": {}, **options}
     pool = KeepAlivePool(url, **settings)
     try:
         yield pool
@@ -366,6 +374,12 @@ def test_an_answer_without_length_ends_with_the_connection_which_is_not_reused(v
         ("HTTP/1.1", "Connection: Close", False),
         ("HTTP/1.0", None, False),
         ("HTTP/1.0", "Connection: keep-alive", True),
+        # RFC 9110 §7.6.1: Connection is a comma-separated list of options; "close" among them closes.
+        ("HTTP/1.1", "Connection: keep-alive, close", False),
+        ("HTTP/1.1", "Connection: Close, Keep-Alive", False),
+        ("HTTP/1.1", "Connection: close\r\nConnection: x-trace", False),
+        ("HTTP/1.0", "Connection: keep-alive, close", False),
+        ("HTTP/1.1", "Connection: x-trace, closed", True),
     ],
 )
 def test_the_connection_header_decides_reuse(version, connection_header, reused):
@@ -395,6 +409,21 @@ def test_the_connection_header_decides_reuse(version, connection_header, reused)
 def test_bytes_after_the_answer_make_the_connection_unusable():
     def make(server, connection, request):
         return [answer(b"c%d" % connection.index) + b"HTTP/1.1 200 OK\r\n"]
+
+    async def scenario():
+        async with serving(keep_alive(make)) as server, pool_for(server.url()) as pool:
+            responses = [await post(pool), await post(pool)]
+            return server, responses, await server.wait_closed_by_client(0)
+
+    server, responses, first_closed = run(scenario())
+    assert responses == [Response(200, b"c0"), Response(200, b"c1")]
+    assert server.accepted == 2
+    assert first_closed
+
+
+def test_a_second_whole_answer_to_one_request_makes_the_connection_unusable():
+    def make(server, connection, request):
+        return [answer(b"c%d" % connection.index) + answer(b"unasked")]
 
     async def scenario():
         async with serving(keep_alive(make)) as server, pool_for(server.url()) as pool:
@@ -597,6 +626,67 @@ def test_a_garbage_answer_is_lost_and_its_connection_dropped(garbage):
     assert first_closed
 
 
+# Answers RFC 9112 says a client must not take as framed (§6.3: an invalid Content-Length, or both
+# Transfer-Encoding and Content-Length, is an error, the connection is closed and the answer discarded;
+# §7.1: chunk-size is 1*HEXDIG and chunk data ends with CRLF). The request has left, so each is a lost
+# answer, and the connection, whose framing is no longer known, is never reused.
+RFC_9112_REFUSED = {
+    "conflicting content-length": (
+        b"HTTP/1.1 200 OK\r\nContent-Length: 26\r\nContent-Length: 2\r\n\r\n" + b'{"errcode":0,"msgid":"m1"}'
+    ),
+    "content-length with a sign": b'HTTP/1.1 200 OK\r\nContent-Length: +26\r\n\r\n{"errcode":0,"msgid":"m1"}',
+    "content-length as a list": b'HTTP/1.1 200 OK\r\nContent-Length: 26, 26\r\n\r\n{"errcode":0,"msgid":"m1"}',
+    "transfer-encoding and content-length": (
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 26\r\n\r\n"
+        b'1A\r\n{"errcode":0,"msgid":"m1"}\r\n0\r\n\r\n'
+    ),
+    "0x chunk size": CHUNKED_HEAD + b'0x1A\r\n{"errcode":0,"msgid":"m1"}\r\n0\r\n\r\n',
+    "chunk size with a sign": CHUNKED_HEAD + b'+1A\r\n{"errcode":0,"msgid":"m1"}\r\n0\r\n\r\n',
+    "chunk size with an underscore": CHUNKED_HEAD + b'1_A\r\n{"errcode":0,"msgid":"m1"}\r\n0\r\n\r\n',
+    "chunk data without CRLF": CHUNKED_HEAD + b'1A\r\n{"errcode":0,"msgid":"m1"}XX0\r\n\r\n',
+    "an HTTP/2.0 status line": b"HTTP/2.0 200 OK\r\nContent-Length: 0\r\n\r\n",
+    "a 101 nobody asked for": b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\nConnection: upgrade\r\n\r\n",
+}
+
+
+@pytest.mark.parametrize("refused", RFC_9112_REFUSED.values(), ids=RFC_9112_REFUSED.keys())
+def test_framing_rfc_9112_refuses_is_a_lost_answer_and_the_connection_is_closed(refused):
+    def make(server, connection, request):
+        return [refused] if connection.index == 0 else [answer(b"fine")]
+
+    async def scenario():
+        # The server keeps the connection open: only the client's decision closes it.
+        async with serving(keep_alive(make)) as server, pool_for(server.url()) as pool:
+            with pytest.raises(AnswerLost, match="malformed HTTP answer"):
+                await post(pool)
+            after = await post(pool)
+            return server, after, await server.wait_closed_by_client(0)
+
+    server, after, first_closed = run(scenario())
+    assert after == Response(200, b"fine")
+    assert server.accepted == 2  # the connection with the refused answer was not reused
+    assert [len(c.requests) for c in server.connections] == [1, 1]
+    assert first_closed, "the pool left a connection with unknown framing open"
+
+
+def test_a_body_larger_than_the_limit_is_refused(monkeypatch):
+    monkeypatch.setattr(keepalive, "MAX_BODY_BYTES", 16)
+
+    def make(server, connection, request):
+        if connection.index == 0:
+            return [CHUNKED_HEAD + b"10\r\n" + b"x" * 16 + b"\r\n1\r\ny\r\n0\r\n\r\n"]
+        return [answer(b"x" * 17)]
+
+    async def scenario():
+        async with serving(keep_alive(make)) as server, pool_for(server.url()) as pool:
+            for _ in range(2):
+                with pytest.raises(AnswerLost, match=r"malformed HTTP answer \(answer too large\)"):
+                    await post(pool)
+            return server
+
+    assert run(scenario()).accepted == 2
+
+
 TRUNCATED = {
     "half a content-length body": [answer(b'{"errcode":0,"msgid":"m1"}')[:-10]],
     "half a chunk": [CHUNKED_HEAD + b'1A\r\n{"errcode":0,', 0.02, b'"msgid"'],
@@ -745,3 +835,354 @@ def test_close_closes_the_idle_connections():
     assert closed == [True, True]
     assert after == Response(200, b"c2")
     assert server.accepted == 3
+
+
+# -- TLS, with a certificate from a throwaway CA ------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def ca(tmp_path_factory) -> LocalCA:
+    return local_ca(tmp_path_factory.mktemp("ca"))
+
+
+def test_over_tls_posts_share_one_connection_and_chunked_answers_are_framed(ca):
+    """Trust comes from REQUESTS_CA_BUNDLE, as for the synchronous client (requests)."""
+
+    def make(server, connection, request):
+        if len(connection.requests) == 1:
+            return [CHUNKED_HEAD + b'1A\r\n{"errcode":0,"msgid":"m1"}\r\n', 0.02, b"0\r\n\r\n"]
+        return [answer(b'{"errcode":0,"msgid":"m2"}')]
+
+    async def scenario():
+        async with (
+            serving(keep_alive(make), ca.server_context("127.0.0.1")) as server,
+            pool_for(server.url("/cgi-bin"), env={"REQUESTS_CA_BUNDLE": str(ca.bundle)}) as pool,
+        ):
+            return server, [await post(pool, b'{"n":1}'), await post(pool, b'{"n":2}')]
+
+    server, responses = run(scenario())
+    assert responses == [
+        Response(200, b'{"errcode":0,"msgid":"m1"}'),
+        Response(200, b'{"errcode":0,"msgid":"m2"}'),
+    ]
+    assert server.accepted == 1
+    assert [(r.line, r.body) for r in server.requests] == [
+        ("POST /cgi-bin/send HTTP/1.1", b'{"n":1}'),
+        ("POST /cgi-bin/send HTTP/1.1", b'{"n":2}'),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("names", "trust"),
+    [(("127.0.0.1",), "system"), (("wechat.example",), "local CA")],
+    ids=["a certificate the system does not trust", "a certificate for another name"],
+)
+def test_a_tls_certificate_that_does_not_verify_is_not_sent(ca, names, trust):
+    async def scenario():
+        async with serving(keep_alive(lambda *_: [answer(OK)]), ca.server_context(*names)) as server:
+            context = None if trust == "system" else ca.client_context()
+            async with pool_for(server.url(), ssl_context=context) as pool:
+                try:
+                    await post(pool)
+                finally:
+                    await asyncio.sleep(0.05)
+                    assert server.requests == []
+
+    with pytest.raises(NotSent) as caught:
+        run(scenario())
+    assert isinstance(caught.value.__cause__, ssl.SSLCertVerificationError)
+
+
+def test_over_tls_refused_framing_is_lost_and_the_connection_not_reused(ca):
+    def make(server, connection, request):
+        if connection.index == 0:
+            return [CHUNKED_HEAD + b'0x1A\r\n{"errcode":0,"msgid":"m1"}\r\n0\r\n\r\n']
+        return [answer(b"fine")]
+
+    async def scenario():
+        async with (
+            serving(keep_alive(make), ca.server_context("127.0.0.1")) as server,
+            pool_for(server.url(), ssl_context=ca.client_context()) as pool,
+        ):
+            with pytest.raises(AnswerLost, match="malformed HTTP answer"):
+                await post(pool)
+            return server, await post(pool)
+
+    server, after = run(scenario())
+    assert after == Response(200, b"fine")
+    assert server.accepted == 2
+
+
+def test_over_tls_an_answer_cut_by_the_server_is_lost(ca):
+    async def handler(server, connection, reader, writer):
+        await server.read_request(connection, reader)
+        await write_script(writer, [answer(b'{"errcode":0,"msgid":"m1"}')[:-5]])
+
+    async def scenario():
+        async with (
+            serving(handler, ca.server_context("127.0.0.1")) as server,
+            pool_for(server.url(), ssl_context=ca.client_context()) as pool,
+        ):
+            await post(pool)
+
+    with pytest.raises(AnswerLost, match="before a complete answer"):
+        run(scenario())
+
+
+def test_over_tls_a_connection_the_server_closed_while_idle_is_not_reused(ca):
+    async def handler(server, connection, reader, writer):
+        await server.read_request(connection, reader)
+        writer.write(answer(b"c%d" % connection.index))  # no Connection: close, then close_notify
+
+    async def scenario():
+        async with (
+            serving(handler, ca.server_context("127.0.0.1")) as server,
+            pool_for(server.url(), ssl_context=ca.client_context()) as pool,
+        ):
+            first = await post(pool)
+            await asyncio.sleep(0.05)
+            return server, first, await post(pool)
+
+    server, first, second = run(scenario())
+    assert (first, second) == (Response(200, b"c0"), Response(200, b"c1"))
+    assert [len(c.requests) for c in server.connections] == [1, 1]
+
+
+# -- through an HTTP proxy (CONNECT) -----------------------------------------------------------------------
+
+
+class ConnectProxy:
+    """A loopback proxy that opens CONNECT tunnels (or answers ``refuse`` instead) and records each."""
+
+    def __init__(self, refuse: bytes | None = None, close_after_connect: bool = False) -> None:
+        self.refuse = refuse
+        self.close_after_connect = close_after_connect
+        self.heads: list[str] = []
+        self.port = 0
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task] = set()
+
+    def url(self, credentials: str = "") -> str:
+        return f"http://{credentials}127.0.0.1:{self.port}"
+
+    @property
+    def targets(self) -> list[str]:
+        return [head.split("\r\n", 1)[0] for head in self.heads]
+
+    async def __aenter__(self) -> ConnectProxy:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._server.wait_closed()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        try:
+            head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1")
+            self.heads.append(head)
+            if self.refuse is not None:
+                writer.write(self.refuse)
+                await writer.drain()
+                return
+            method, authority, _ = head.split(" ", 2)
+            assert method == "CONNECT"
+            host, _, port = authority.rpartition(":")
+            upstream_reader, upstream_writer = await asyncio.open_connection(host, int(port))
+            writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
+            await writer.drain()
+            if self.close_after_connect:
+                upstream_writer.close()
+                return
+            await asyncio.gather(pipe(reader, upstream_writer), pipe(upstream_reader, writer))
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()
+
+
+async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    try:
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+    except ConnectionError:
+        pass
+    finally:
+        writer.close()
+
+
+def numbered(server, connection, request):
+    return [answer(b"c%d" % connection.index)]
+
+
+@pytest.mark.parametrize("tls", [True, False], ids=["https via HTTPS_PROXY", "http via HTTP_PROXY"])
+def test_requests_go_through_the_proxys_connect_tunnel_which_is_kept_alive(ca, tls):
+    async def scenario():
+        async with (
+            serving(keep_alive(numbered), ca.server_context("127.0.0.1") if tls else None) as server,
+            ConnectProxy() as proxy,
+        ):
+            variable = "HTTPS_PROXY" if tls else "HTTP_PROXY"
+            env = {variable: proxy.url(), "REQUESTS_CA_BUNDLE": str(ca.bundle)}
+            async with pool_for(server.url(), env=env) as pool:
+                responses = [await post(pool, b"1"), await post(pool, b"2")]
+            return server, proxy, responses
+
+    server, proxy, responses = run(scenario())
+    assert responses == [Response(200, b"c0"), Response(200, b"c0")]
+    assert proxy.targets == [f"CONNECT 127.0.0.1:{server.port} HTTP/1.1"]  # one tunnel for both
+    assert f"\r\nHost: 127.0.0.1:{server.port}\r\n" in proxy.heads[0]
+    assert "Proxy-Authorization" not in proxy.heads[0]
+    assert [r.body for r in server.requests] == [b"1", b"2"]
+    assert server.requests[0].headers["host"] == f"127.0.0.1:{server.port}"
+
+
+def test_the_proxy_variables_are_read_as_requests_reads_them(ca):
+    """Lower case before upper case, ALL_PROXY when no scheme's own is set, and os.environ by default."""
+
+    async def scenario(env_for):
+        async with (
+            serving(keep_alive(numbered), ca.server_context("127.0.0.1")) as server,
+            ConnectProxy() as proxy,
+            ConnectProxy() as other,
+        ):
+            env = env_for(proxy.url(), other.url())  # None: the pool reads os.environ
+            async with pool_for(server.url(), ssl_context=ca.client_context(), env=env) as pool:
+                await post(pool)
+            return len(proxy.heads), len(other.heads)
+
+    assert run(scenario(lambda mine, other: {"https_proxy": mine, "HTTPS_PROXY": other})) == (1, 0)
+    assert run(scenario(lambda mine, other: {"ALL_PROXY": mine, "HTTP_PROXY": other})) == (1, 0)
+    assert run(scenario(lambda mine, other: {"all_proxy": other, "HTTPS_PROXY": mine})) == (1, 0)
+    with pytest.MonkeyPatch.context() as patch:
+        for name in ("https_proxy", "all_proxy", "no_proxy", "NO_PROXY", "ALL_PROXY"):
+            patch.delenv(name, raising=False)
+
+        def from_os_environ(mine, other):
+            patch.setenv("HTTPS_PROXY", mine)
+            return None
+
+        assert run(scenario(from_os_environ)) == (1, 0)
+
+
+@pytest.mark.parametrize("no_proxy", ["127.0.0.1", "localhost, 127.0.0.1", "127.0.0.0/8", "*"])
+def test_no_proxy_naming_the_host_connects_directly(ca, no_proxy):
+    async def scenario():
+        async with (
+            serving(keep_alive(numbered), ca.server_context("127.0.0.1")) as server,
+            ConnectProxy() as proxy,
+        ):
+            env = {"HTTPS_PROXY": proxy.url(), "NO_PROXY": no_proxy}
+            async with pool_for(server.url(), ssl_context=ca.client_context(), env=env) as pool:
+                response = await post(pool)
+            return server, proxy, response
+
+    server, proxy, response = run(scenario())
+    assert response == Response(200, b"c0")
+    assert proxy.heads == []
+    assert len(server.requests) == 1
+
+
+def test_a_proxy_refusing_the_tunnel_is_not_sent_and_its_credentials_go_in_proxy_authorization(ca):
+    refusal = (
+        b"HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic\r\n"
+        b"Content-Length: 0\r\n\r\n"
+    )
+
+    async def scenario():
+        async with (
+            serving(keep_alive(numbered), ca.server_context("127.0.0.1")) as server,
+            ConnectProxy(refuse=refusal) as proxy,
+        ):
+            env = {"HTTPS_PROXY": proxy.url("ops%40tongzhi:s3cret%3A@")}
+            async with pool_for(server.url(), ssl_context=ca.client_context(), env=env) as pool:
+                try:
+                    await post(pool)
+                finally:
+                    outcome["proxy"], outcome["server"] = proxy, server
+
+    outcome: dict[str, Any] = {}
+    with pytest.raises(NotSent, match="407 Proxy Authentication Required") as caught:
+        run(scenario())
+    assert "s3cret" not in str(caught.value)
+    assert outcome["server"].accepted == 0
+    (head,) = outcome["proxy"].heads
+    authorization = next(line for line in head.split("\r\n") if line.startswith("Proxy-Authorization:"))
+    assert base64.b64decode(authorization.split("Basic ", 1)[1]) == b"ops@tongzhi:s3cret:"
+
+
+def test_a_proxy_that_cannot_be_reached_is_not_sent():
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+
+        async def scenario():
+            env = {"HTTPS_PROXY": f"127.0.0.1:{port}"}  # no scheme: http://, as requests reads it
+            async with pool_for("https://127.0.0.1:9", env=env) as pool:
+                await post(pool)
+
+        with pytest.raises(NotSent) as caught:
+            run(scenario())
+    assert isinstance(caught.value.__cause__, ConnectionRefusedError)
+
+
+def test_a_tunnel_closed_before_the_tls_handshake_is_not_sent(ca):
+    async def scenario():
+        async with (
+            serving(keep_alive(numbered), ca.server_context("127.0.0.1")) as server,
+            ConnectProxy(close_after_connect=True) as proxy,
+        ):
+            env = {"HTTPS_PROXY": proxy.url()}
+            async with pool_for(server.url(), ssl_context=ca.client_context(), env=env) as pool:
+                try:
+                    await post(pool)
+                finally:
+                    assert server.requests == []
+
+    with pytest.raises(NotSent):
+        run(scenario())
+
+
+def test_a_proxy_that_never_answers_connect_is_not_sent_after_the_connect_timeout():
+    accepted: list[asyncio.StreamWriter] = []
+
+    async def scenario():
+        silent = await asyncio.start_server(lambda reader, writer: accepted.append(writer), "127.0.0.1", 0)
+        port = silent.sockets[0].getsockname()[1]
+        env = {"HTTPS_PROXY": f"http://127.0.0.1:{port}"}
+        try:
+            async with pool_for("https://127.0.0.1:9", env=env, connect_timeout=0.2) as pool:
+                started = time.monotonic()
+                with pytest.raises(NotSent) as caught:
+                    await post(pool)
+                return caught.value, time.monotonic() - started
+        finally:
+            for writer in accepted:
+                writer.close()
+            silent.close()
+            await silent.wait_closed()
+
+    error, elapsed = run(scenario())
+    assert isinstance(error.__cause__, TimeoutError)
+    assert 0.18 <= elapsed < 1.5
+
+
+@pytest.mark.parametrize(
+    ("variable", "url"),
+    [("HTTPS_PROXY", "socks5://ops:s3cret@127.0.0.1:1080"), ("all_proxy", "https://ops:s3cret@proxy:3128")],
+)
+def test_a_proxy_the_pool_cannot_use_is_refused_when_the_pool_is_made(variable, url):
+    with pytest.raises(ValueError, match=f"{variable} names a .*http:// proxies only") as caught:
+        KeepAlivePool(
+            "https://api.weixin.qq.com", limit=1, connect_timeout=1, read_timeout=1, env={variable: url}
+        )
+    assert "s3cret" not in str(caught.value)

@@ -156,14 +156,14 @@ def run_engine(database_url: str, stub: str, instance: Path, concurrency: int) -
     from dashboard.dispatch.claim import load_dispatch_state
     from dashboard.dispatch.engine import Dispatcher
     from dashboard.dispatch.ledger_adapter import grants_ledger
-    from dashboard.dispatch.transactions import write_transaction
+    from dashboard.dispatch.write_lock import write_transaction
     from dashboard.extensions import db
 
     app = make_app(database_url, stub, instance)
     with app.app_context(), write_transaction(db.engine) as session:
         state = load_dispatch_state(session)
         state.rate_per_second, state.tokens, state.concurrency = 1_000_000, 1_000_000.0, concurrency
-    dispatcher = Dispatcher(app, grants_ledger(), concurrency=concurrency, batch_size=concurrency * 2)
+    dispatcher = Dispatcher(app, grants_ledger(), concurrency=concurrency)
     wall0, cpu0 = time.monotonic(), time.process_time()
     claimed = dispatcher.drain(seconds=3600)
     wall, cpu = time.monotonic() - wall0, time.process_time() - cpu0

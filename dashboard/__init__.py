@@ -43,10 +43,16 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         app.config.update(test_config)
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite:///"):
         instance_path.mkdir(parents=True, exist_ok=True)
+    _trust_proxies(app)
 
     _configure_logging(app)
     _init_extensions(app)
+    from . import body_limit, storable
+
+    storable.register_converters(app)  # before the blueprints: each rule binds its converters when added
     _register_blueprints(app)
+    body_limit.init_app(app)
+    storable.init_app(app)
 
     from . import access, cli, errors, labels, security
 
@@ -64,6 +70,17 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
 
         upgrade_to_head(app)
     return app
+
+
+def _trust_proxies(app: Flask) -> None:
+    """Behind ``TRUSTED_PROXY_HOPS`` reverse proxies, take the client's address and scheme from the
+    X-Forwarded-For/-Proto entries those proxies appended (the per-IP rate limit, the audit log, secure
+    URLs). With 0 the headers are ignored: a client could write anything in them."""
+    hops = int(app.config["TRUSTED_PROXY_HOPS"])
+    if hops:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
 
 
 def _configure_logging(app: Flask) -> None:

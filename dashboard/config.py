@@ -84,6 +84,20 @@ def _http_base(env: Mapping[str, str], name: str, default: str) -> str:
     return raw.rstrip("/")
 
 
+def _wechat_api_base(env: Mapping[str, str], default: str) -> str:
+    """WECHAT_API_BASE, refused at startup when the proxy (HTTPS_PROXY, ALL_PROXY, NO_PROXY) or the CA
+    bundle (REQUESTS_CA_BUNDLE) the environment names for it is one the bulk sender cannot use: both
+    WeChat clients read those variables, and must not part ways at the first campaign."""
+    from .wechat.keepalive import check_environment
+
+    base = _http_base(env, "WECHAT_API_BASE", default)
+    try:
+        check_environment(base, env)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    return base
+
+
 def _database_url(env: Mapping[str, str], instance_path: Path) -> str:
     raw = (env.get("DATABASE_URL") or "").strip()
     if not raw:
@@ -203,9 +217,12 @@ def load_settings(env: Mapping[str, str], instance_path: Path) -> dict[str, Any]
         "TIMEZONE": _timezone(env),
         "WECHAT_APPID": appid,
         "WECHAT_SECRET": secret,
-        "WECHAT_API_BASE": _http_base(env, "WECHAT_API_BASE", api_base_default),
+        "WECHAT_API_BASE": _wechat_api_base(env, api_base_default),
         "WECHAT_PUSH_TOKEN": push_token,
         "WECHAT_PUSH_AES_KEY": _aes_key(env),
+        # A signed push is accepted this many seconds either side of its timestamp (WeChat retries within
+        # seconds); its nonce is remembered as long, so the same signature is not accepted twice.
+        "WECHAT_PUSH_MAX_AGE_SECONDS": env_int(env, "WECHAT_PUSH_MAX_AGE_SECONDS", 300, minimum=1),
         "WECHAT_CONNECT_TIMEOUT": env_float(env, "WECHAT_CONNECT_TIMEOUT", 3.05, minimum=0.1),
         "WECHAT_READ_TIMEOUT": env_float(env, "WECHAT_READ_TIMEOUT", 10.0, minimum=0.1),
         "WECHAT_TOKEN_REFRESH_MARGIN": env_int(env, "WECHAT_TOKEN_REFRESH_MARGIN", 300, minimum=0),
@@ -218,6 +235,9 @@ def load_settings(env: Mapping[str, str], instance_path: Path) -> dict[str, Any]
         # and how many rows a worker claims at once (default: its concurrency).
         "DISPATCH_LEASE_SECONDS": env_int(env, "DISPATCH_LEASE_SECONDS", 120, minimum=1),
         "DISPATCH_BATCH_SIZE": env_int(env, "DISPATCH_BATCH_SIZE", 0, minimum=0),
+        # An unknown delivery is settled by WeChat's delivery event (subscribe_msg_sent_event) for the same
+        # openid and template whose CreateTime is at most this long after the attempt started.
+        "SENT_EVENT_MATCH_SECONDS": env_int(env, "SENT_EVENT_MATCH_SECONDS", 300, minimum=1),
         "SANDBOX_MODE": sandbox_mode,
         "SANDBOX_PORT": sandbox_port,
         # Migrating on start is what makes the embedded default a one-command product.
@@ -235,6 +255,9 @@ def load_settings(env: Mapping[str, str], instance_path: Path) -> dict[str, Any]
         "MP_RATE_LIMIT_PER_IP": env_int(env, "MP_RATE_LIMIT_PER_IP", 600, minimum=0),
         "MP_RATE_LIMIT_PER_TOKEN": env_int(env, "MP_RATE_LIMIT_PER_TOKEN", 120, minimum=0),
         "MP_RATE_LIMIT_REDIS_PREFIX": (env.get("MP_RATE_LIMIT_REDIS_PREFIX") or "tongzhi:ratelimit:").strip(),
+        # Reverse proxies in front of the app (nginx: 1) whose X-Forwarded-For and X-Forwarded-Proto are
+        # believed, counted from the right; 0 = clients connect directly and those headers are ignored.
+        "TRUSTED_PROXY_HOPS": env_int(env, "TRUSTED_PROXY_HOPS", 0, minimum=0),
         "GRANT_PAIRING_WINDOW_SECONDS": env_int(env, "GRANT_PAIRING_WINDOW_SECONDS", 600, minimum=0),
         "GRANT_CREDIT_SOURCES": _grant_credit_sources(env),
         "PERMANENT_SESSION_LIFETIME": timedelta(hours=env_int(env, "SESSION_HOURS", 12, minimum=1)),
@@ -283,11 +306,13 @@ def effective_settings(config: Mapping[str, Any]) -> list[tuple[str, str]]:
         "WECHAT_API_BASE",
         "WECHAT_PUSH_TOKEN",
         "WECHAT_PUSH_AES_KEY",
+        "WECHAT_PUSH_MAX_AGE_SECONDS",
         "WECHAT_CONNECT_TIMEOUT",
         "WECHAT_READ_TIMEOUT",
         "WECHAT_TOKEN_REFRESH_MARGIN",
         "WECHAT_TOKEN_FORCE_REFRESH_MINUTES",
         "DISPATCH_LEASE_SECONDS",
+        "SENT_EVENT_MATCH_SECONDS",
         "AUTO_MIGRATE",
         "LOGIN_MAX_FAILURES",
         "LOGIN_LOCKOUT_MINUTES",
@@ -297,6 +322,7 @@ def effective_settings(config: Mapping[str, Any]) -> list[tuple[str, str]]:
         "MP_REPORT_MAX_TEMPLATES",
         "MP_RATE_LIMIT_PER_IP",
         "MP_RATE_LIMIT_PER_TOKEN",
+        "TRUSTED_PROXY_HOPS",
         "GRANT_PAIRING_WINDOW_SECONDS",
         "GRANT_CREDIT_SOURCES",
     )

@@ -1,13 +1,22 @@
-"""Error pages: a full page for browsers, a fragment for htmx, never a stack trace."""
+"""Error pages: a full page for browsers, a fragment for htmx, JSON under ``/api/``, never a stack trace."""
 
 from __future__ import annotations
 
-from flask import Flask, render_template
+from flask import Flask, make_response, render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
+from .api import errors as api_errors
 from .extensions import db
 from .htmx import is_htmx
+from .storable import UnstorableInput
+
+API_PREFIX = "/api/"
+
+
+def is_api_request() -> bool:
+    """The JSON APIs answer in JSON even where no blueprint matched: an unknown path, a wrong method."""
+    return request.path.startswith(API_PREFIX)
 
 
 def _render(status: int, description: str | None = None):
@@ -21,8 +30,12 @@ def _render(status: int, description: str | None = None):
 
 
 def register_error_handlers(app: Flask) -> None:
+    app.register_error_handler(api_errors.ApiError, api_errors.api_error_response)
+
     @app.errorhandler(CSRFError)
     def csrf_error(error: CSRFError):
+        if is_api_request():
+            return api_errors.http_error_response(error)
         return _render(400, "csrf")
 
     @app.errorhandler(HTTPException)
@@ -31,12 +44,21 @@ def register_error_handlers(app: Flask) -> None:
             return internal_error(error)
         if error.code is None or error.code < 400:
             return error
-        return _render(error.code)
+        if is_api_request():
+            return api_errors.http_error_response(error)
+        response = make_response(
+            _render(error.code, error.description if isinstance(error, UnstorableInput) else None)
+        )
+        if error.code == 405 and getattr(error, "valid_methods", None):
+            response.headers["Allow"] = ", ".join(sorted(error.valid_methods))
+        return response
 
     @app.errorhandler(Exception)
     def internal_error(error: Exception):
         # A failed request must not leave half a change behind for the next one to commit.
         db.session.rollback()
         original = getattr(error, "original_exception", None) or error
+        if is_api_request():
+            return api_errors.unexpected_error_response(original)
         app.logger.error("Unhandled error: %s", type(original).__name__, exc_info=original)
         return _render(500)

@@ -1,12 +1,16 @@
 """Log hygiene: secret values never reach a log line, whichever logger or handler carries them.
 
 Redaction happens where records are made (a LogRecord factory), so it covers every logger in the
-process and handlers added later, such as gunicorn's.
+process and handlers added later, such as gunicorn's. Two kinds of value are masked: the configured
+secrets (and ones learned at run time, such as access tokens), and the signed query parameters of
+WeChat's pushes (``signature``, ``msg_signature``, ``nonce``, ``timestamp``, ``echostr``), which an access
+log line (werkzeug's, gunicorn's ``%(r)s``/``%(q)s``) would otherwise keep for anyone who reads it.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from collections.abc import Mapping
 from typing import Any
@@ -21,12 +25,24 @@ _replacements: dict[str, str] = {}
 _ordered: list[tuple[str, str]] = []
 _installed = False
 
+# A signed parameter's value in a query string. The name must not be the end of a longer one (so
+# "msg_signature" is matched whole, never as "signature", and "x_nonce" is left alone).
+SIGNED_QUERY_RE = re.compile(
+    r"(?<![A-Za-z0-9_.-])(signature|msg_signature|nonce|timestamp|echostr)=[^&\s\"'#]*", re.IGNORECASE
+)
+
+
+def redact_signed_query(text: str) -> str:
+    if "=" not in text:
+        return text
+    return SIGNED_QUERY_RE.sub(lambda match: f"{match.group(1)}={MASK}", text)
+
 
 def redact(text: str) -> str:
     for secret, replacement in _ordered:
         if secret in text:
             text = text.replace(secret, replacement)
-    return text
+    return redact_signed_query(text)
 
 
 class SecretRedactor:
@@ -68,8 +84,6 @@ def _install() -> None:
 
         def make_record(*args: Any, **kwargs: Any) -> logging.LogRecord:
             record = previous(*args, **kwargs)
-            if not _ordered:
-                return record
             message = record.getMessage()
             redacted = redact(message)
             if redacted != message:

@@ -59,6 +59,9 @@ def start_sandbox(app: Flask, dashboard_url: str) -> subprocess.Popen:
         "--mp-api-base",
         f"{dashboard_url}/api/mp",
     ]
+    if config.get("WECHAT_PUSH_AES_KEY"):
+        # With an EncodingAESKey Tongzhi accepts secure-mode pushes only.
+        command += ["--push-mode", "secure", "--push-aes-key", config["WECHAT_PUSH_AES_KEY"]]
     base = config["WECHAT_API_BASE"]
     if _answers(base):
         # Another sandbox (say, left over from an earlier run) would answer for ours and be used blindly.

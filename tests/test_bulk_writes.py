@@ -13,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 from dashboard.bulk_writes import BulkWrite
-from dashboard.dispatch.transactions import write_transaction
+from dashboard.dispatch.write_lock import write_transaction
 from dashboard.extensions import db
 from dashboard.models import Delivery, DeliveryAttempt, DeliverySource, DeliveryState, WechatUser
 from dashboard.models.grants import GrantEvent

@@ -112,7 +112,7 @@ def test_enum_values_from_template() -> None:
 
 
 # --------------------------------------------------------------------------------------------------
-# Valid examples from the facts file
+# Valid examples from the official send page (docs/wechat-rules.md, "Keyword values")
 # --------------------------------------------------------------------------------------------------
 
 VALID = [

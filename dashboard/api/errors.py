@@ -3,6 +3,8 @@
 ``register_json_errors(bp)`` makes every failure inside a blueprint answer in this shape: our own
 ``ApiError``, Werkzeug's HTTP errors (413, 405, ...), a database that is busy (503), and, as a last
 resort, anything unexpected (500, logged, with the transaction rolled back so nothing half-done is kept).
+The app's own handlers (``dashboard/errors.py``) answer with the same functions for every ``/api/`` path,
+so an unknown path or a wrong method (405 with ``Allow``) is JSON too.
 Messages are fixed sentences written here: they never echo a secret, a token or a stack trace.
 """
 
@@ -86,34 +88,41 @@ def error_response(
     return response
 
 
+def api_error_response(error: ApiError) -> Response:
+    if error.status >= 500 or error.status == 409:
+        db.session.rollback()
+    return error_response(error.status, error.code, error.message, field=error.field, headers=error.headers)
+
+
+def http_error_response(error: HTTPException) -> Response:
+    """Werkzeug's HTTP errors (404, 405 with its ``Allow``, 413, ...) in the API's shape."""
+    db.session.rollback()
+    status = error.code or 500
+    code, message = HTTP_CODES.get(status, ("error", "The request failed."))
+    description = getattr(error, "api_message", None)
+    headers = {}
+    if status == 405 and getattr(error, "valid_methods", None):
+        headers["Allow"] = ", ".join(sorted(error.valid_methods))
+    return error_response(status, code, description or message, headers=headers)
+
+
+def unexpected_error_response(error: Exception) -> Response:
+    db.session.rollback()
+    log.error("Unhandled error in an API request: %s", type(error).__name__, exc_info=error)
+    return error_response(500, "internal_error", "Something went wrong on our side; it has been logged.")
+
+
+def database_busy_response(error: OperationalError) -> Response:
+    # SQLite "database is locked" past the busy timeout, a PostgreSQL restart: transient, say so.
+    db.session.rollback()
+    log.warning("database unavailable during an API request: %s", type(error.orig).__name__)
+    return error_response(503, "unavailable", HTTP_CODES[503][1], headers={"Retry-After": "1"})
+
+
 def register_json_errors(bp: Blueprint) -> None:
-    @bp.errorhandler(ApiError)
-    def api_error(error: ApiError) -> Response:
-        if error.status >= 500 or error.status == 409:
-            db.session.rollback()
-        return error_response(
-            error.status, error.code, error.message, field=error.field, headers=error.headers
-        )
-
-    @bp.errorhandler(HTTPException)
-    def http_error(error: HTTPException) -> Response:
-        db.session.rollback()
-        status = error.code or 500
-        code, message = HTTP_CODES.get(status, ("error", "The request failed."))
-        headers = {}
-        if status == 405 and getattr(error, "valid_methods", None):
-            headers["Allow"] = ", ".join(sorted(error.valid_methods))
-        return error_response(status, code, message, headers=headers)
-
-    @bp.errorhandler(OperationalError)
-    def database_busy(error: OperationalError) -> Response:
-        # SQLite "database is locked" past the busy timeout, a PostgreSQL restart: transient, say so.
-        db.session.rollback()
-        log.warning("database unavailable during an API request: %s", type(error.orig).__name__)
-        return error_response(503, "unavailable", HTTP_CODES[503][1], headers={"Retry-After": "1"})
-
-    @bp.errorhandler(Exception)
-    def unexpected(error: Exception) -> Response:
-        db.session.rollback()
-        log.error("Unhandled error in an API request: %s", type(error).__name__, exc_info=error)
-        return error_response(500, "internal_error", "Something went wrong on our side; it has been logged.")
+    """Every failure inside ``bp`` in the API's shape. The app answers the same way for ``/api/`` paths
+    no blueprint matched (``dashboard/errors.py``): an unknown path, a wrong method."""
+    bp.register_error_handler(ApiError, api_error_response)
+    bp.register_error_handler(HTTPException, http_error_response)
+    bp.register_error_handler(OperationalError, database_busy_response)
+    bp.register_error_handler(Exception, unexpected_error_response)

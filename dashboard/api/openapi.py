@@ -1,7 +1,9 @@
-"""The OpenAPI 3 document of ``/api/mp/``, served at ``/api/mp/openapi.json``.
+"""The OpenAPI 3.1 document of ``/api/mp/``, served at ``/api/mp/openapi.json``.
 
 Written by hand next to the views; ``tests/api/test_openapi.py`` checks every path, method and status
 here against the URL map and against real responses, and every ``/api/mp/`` route against this file.
+``tests/api/test_schemathesis.py`` checks that what the schemas allow is exactly what the server takes:
+the patterns come from the regular expressions ``validation.py`` checks with, so the two cannot drift.
 """
 
 from __future__ import annotations
@@ -10,9 +12,24 @@ from typing import Any
 
 from ..models.grants import PROMPT_STATUSES
 from .errors import ERROR_SCHEMA
+from .validation import (
+    IDEMPOTENCY_KEY_RE,
+    LOGIN_CODE_RE,
+    MAX_SETTING_ITEMS,
+    PLAIN_TEXT_RE,
+    REPORT_FIELDS,
+    SETTING_KEY_RE,
+    TEMPLATE_ID_RE,
+)
+
+DEFAULT_MAX_TEMPLATES = 5
+SETTINGS_FIELDS = ("mainSwitch", "itemSettings", "subscriptionsSetting")
+# Half of the settings may sit at the top level, half in itemSettings: together never more than the limit.
+SETTINGS_PER_PLACE = MAX_SETTING_ITEMS // 2
 
 ERROR_CODES = {
-    400: "The body is not JSON (`invalid_json`), or the Idempotency-Key header is malformed (`invalid_idempotency_key`).",
+    400: "The body is not JSON, is nested deeper than 32 levels or holds a NUL character or a lone surrogate "
+    "(`invalid_json`), or the Idempotency-Key header is malformed (`invalid_idempotency_key`).",
     401: "No token (`token_missing`), a forged or malformed one (`token_invalid`), an expired one "
     "(`token_expired`); on login, a wrong, used or expired wx.login code (`login_code_invalid`).",
     403: "A genuine token issued for another mini-program (`token_wrong_app`); on login, a user WeChat "
@@ -67,10 +84,105 @@ def _json_body(schema: str, description: str = "") -> dict[str, Any]:
 BEARER = [{"token": []}]
 
 
-def openapi_document() -> dict[str, Any]:
-    statuses = list(PROMPT_STATUSES)
+def _key_pattern(regex, reserved: tuple[str, ...]) -> str:
+    """``regex``'s pattern for an object's keys, except the names the object uses for other things."""
+    return "^(?!(?:" + "|".join(reserved) + ")$)" + regex.pattern.removeprefix("^")
+
+
+def _between(low: int, high: int, present: tuple[str, ...], optional: tuple[str, ...]) -> dict[str, Any]:
+    """Between ``low`` and ``high`` keys besides the named ones, when exactly ``present`` of ``optional``
+    are there (JSON Schema counts every key; the server counts template ids)."""
+    absent = [name for name in optional if name not in present]
+    named = 1 + len(present)  # errMsg and the optional fields that are there
+    branch: dict[str, Any] = {"minProperties": named + low, "maxProperties": named + high}
+    if present:
+        branch["required"] = list(present)
+    if absent:
+        branch["not"] = {"anyOf": [{"required": [name]} for name in absent]}
+    return branch
+
+
+def _subscribe_result(statuses: list[str], max_templates: int) -> dict[str, Any]:
+    optional = ("scene", "page")
+    counts = [(), ("scene",), ("page",), ("scene", "page")]
     return {
-        "openapi": "3.0.3",
+        "type": "object",
+        "description": (
+            "The success object of wx.requestSubscribeMessage as it is, plus optional scene and page: "
+            f"every other key is a template id with its status, 1 to {max_templates} of them "
+            "(MP_REPORT_MAX_TEMPLATES)."
+        ),
+        "required": ["errMsg"],
+        "properties": {
+            "errMsg": {"type": "string", "const": "requestSubscribeMessage:ok"},
+            "scene": {
+                "oneOf": [
+                    {"type": "string", "maxLength": 64, "pattern": PLAIN_TEXT_RE.pattern},
+                    # Kept as its decimal text, which must fit in 64 characters too.
+                    {"type": "integer", "minimum": -(10**63 - 1), "maximum": 10**64 - 1},
+                ]
+            },
+            "page": {"type": "string", "maxLength": 512, "pattern": PLAIN_TEXT_RE.pattern},
+        },
+        "patternProperties": {
+            _key_pattern(TEMPLATE_ID_RE, REPORT_FIELDS): {"type": "string", "enum": statuses}
+        },
+        "additionalProperties": False,
+        "anyOf": [_between(1, max_templates, present, optional) for present in counts],
+    }
+
+
+def _subscriptions_setting(statuses: list[str]) -> dict[str, Any]:
+    choice = {"type": "string", "enum": statuses}
+    key = _key_pattern(SETTING_KEY_RE, SETTINGS_FIELDS)
+    bare = {
+        "type": "object",
+        "required": ["mainSwitch"],
+        "properties": {
+            "mainSwitch": {"type": "boolean"},
+            "itemSettings": {
+                "type": "object",
+                "patternProperties": {SETTING_KEY_RE.pattern: choice},
+                "additionalProperties": False,
+                "maxProperties": SETTINGS_PER_PLACE,
+            },
+        },
+        # Older clients put the template choices at the top level, next to mainSwitch.
+        "patternProperties": {key: choice},
+        "additionalProperties": False,
+        "maxProperties": SETTINGS_PER_PLACE + 2,
+    }
+    return {
+        "description": (
+            "subscriptionsSetting from wx.getSetting({withSubscriptions: true}), bare or in the result "
+            '{"subscriptionsSetting": {...}, "authSetting": ..., "errMsg": ...} (whose other keys are '
+            f"ignored). Template ids and SYS_MSG_TYPE_* names, at most {MAX_SETTING_ITEMS} in all."
+        ),
+        "anyOf": [
+            {"$ref": "#/components/schemas/SubscriptionsSettingBare"},
+            {
+                "type": "object",
+                "required": ["subscriptionsSetting"],
+                "properties": {
+                    "subscriptionsSetting": {"$ref": "#/components/schemas/SubscriptionsSettingBare"},
+                    "errMsg": {"type": "string", "pattern": PLAIN_TEXT_RE.pattern},
+                    "authSetting": {
+                        "type": "object",
+                        "propertyNames": {"pattern": PLAIN_TEXT_RE.pattern},
+                        "additionalProperties": {"type": "boolean"},
+                    },
+                },
+                "additionalProperties": False,
+            },
+        ],
+    }, bare
+
+
+def openapi_document(max_templates: int = DEFAULT_MAX_TEMPLATES) -> dict[str, Any]:
+    statuses = list(PROMPT_STATUSES)
+    settings, settings_bare = _subscriptions_setting(statuses)
+    return {
+        "openapi": "3.1.0",
         "info": {
             "title": "Tongzhi mini-program API",
             "version": "1",
@@ -97,8 +209,13 @@ def openapi_document() -> dict[str, Any]:
                 "Login": {
                     "type": "object",
                     "required": ["code"],
+                    "additionalProperties": False,
                     "properties": {
-                        "code": {"type": "string", "maxLength": 128, "description": "from wx.login"}
+                        "code": {
+                            "type": "string",
+                            "pattern": LOGIN_CODE_RE.pattern,
+                            "description": "from wx.login, as it is",
+                        }
                     },
                 },
                 "Session": {
@@ -130,36 +247,9 @@ def openapi_document() -> dict[str, Any]:
                         "grants": {"type": "array", "items": {"$ref": "#/components/schemas/Grant"}}
                     },
                 },
-                "SubscribeResult": {
-                    "type": "object",
-                    "description": (
-                        "The success object of wx.requestSubscribeMessage as it is, plus optional "
-                        "scene and page: every other key is a template id with its status."
-                    ),
-                    "required": ["errMsg"],
-                    "properties": {
-                        "errMsg": {"type": "string", "enum": ["requestSubscribeMessage:ok"]},
-                        "scene": {"oneOf": [{"type": "string", "maxLength": 64}, {"type": "integer"}]},
-                        "page": {"type": "string", "maxLength": 512},
-                    },
-                    "additionalProperties": {"type": "string", "enum": statuses},
-                },
-                "SubscriptionsSetting": {
-                    "type": "object",
-                    "description": (
-                        "subscriptionsSetting from wx.getSetting({withSubscriptions: true}), bare or as "
-                        '{"subscriptionsSetting": {...}}.'
-                    ),
-                    "required": ["mainSwitch"],
-                    "properties": {
-                        "mainSwitch": {"type": "boolean"},
-                        "itemSettings": {
-                            "type": "object",
-                            "additionalProperties": {"type": "string", "enum": statuses},
-                        },
-                    },
-                    "additionalProperties": True,
-                },
+                "SubscribeResult": _subscribe_result(statuses, max_templates),
+                "SubscriptionsSetting": settings,
+                "SubscriptionsSettingBare": settings_bare,
                 "Settings": {
                     "type": "object",
                     "required": ["main_switch", "item_settings"],
@@ -219,8 +309,11 @@ def openapi_document() -> dict[str, Any]:
                             "name": "Idempotency-Key",
                             "in": "header",
                             "required": False,
-                            "schema": {"type": "string", "maxLength": 128},
-                            "description": "One key per prompt; reuse it when retrying the same report.",
+                            "schema": {"type": "string", "pattern": IDEMPOTENCY_KEY_RE.pattern},
+                            "description": (
+                                "One key per prompt (1 to 128 visible ASCII characters); reuse it when "
+                                "retrying the same report."
+                            ),
                         }
                     ],
                     "requestBody": _json_body("SubscribeResult"),
@@ -243,7 +336,12 @@ def openapi_document() -> dict[str, Any]:
                     "operationId": "showGrant",
                     "security": BEARER,
                     "parameters": [
-                        {"name": "template_id", "in": "path", "required": True, "schema": {"type": "string"}}
+                        {
+                            "name": "template_id",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"type": "string", "pattern": TEMPLATE_ID_RE.pattern},
+                        }
                     ],
                     "responses": _responses(_ok("The balance.", "Grant"), 401, 403, 404, 413, 429, 503),
                 }

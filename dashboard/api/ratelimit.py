@@ -6,8 +6,10 @@ in this process, so each gunicorn worker counts on its own and N workers let thr
 limit: a deliberate trade for the embedded default (no extra service), stated in the README. A Redis
 failure lets requests through (logged): an outage of the limiter must not become an outage of logins.
 
-Behind a reverse proxy ``request.remote_addr`` is the proxy; configure the proxy to pass the client
-address and wrap the app in ``werkzeug.middleware.proxy_fix.ProxyFix`` when deploying that way.
+Behind a reverse proxy ``request.remote_addr`` would be the proxy's, and every mini-program user would
+share one bucket: ``TRUSTED_PROXY_HOPS`` (see ``create_app``) makes it the client's, read from the
+X-Forwarded-For entries the trusted proxies appended. Without it that header is ignored, so a client
+cannot pick its own bucket by writing one.
 """
 
 from __future__ import annotations

@@ -21,6 +21,7 @@ from ..models.grants import GrantBalance, GrantReport, GrantSource
 from ..wechat import get_client
 from ..wechat.errors import ErrorCategory, WeChatError
 from .errors import ApiError
+from .idempotency import is_replay
 from .validation import GrantReportBody, SettingsBody
 
 log = logging.getLogger(__name__)
@@ -126,7 +127,7 @@ def _earlier_report(user_id: int, key: str | None) -> GrantReport | None:
 
 
 def _replay(user: WechatUser, earlier: GrantReport, body_digest: str) -> ReportOutcome:
-    if earlier.body_digest != body_digest:
+    if not is_replay(earlier.body_digest, body_digest):
         raise ApiError(
             409,
             "idempotency_key_reused",

@@ -8,12 +8,14 @@ from flask import Blueprint, jsonify, request
 
 from ..access import public
 from ..apikeys.services import authenticate
+from ..deliveries.send_requests import SendRefused, delivery_json, request_send
 from ..dispatch.tasks import kick_dispatch
-from ..dispatch.transactional import SendRefused, delivery_json, request_send
 from ..extensions import csrf, db
 from ..models import ApiKey, Delivery, DeliverySource
 from .errors import ApiError, register_json_errors
+from .idempotency import is_replay
 from .v1_openapi import openapi_document
+from .validation import digest, idempotency_key, read_json_body
 
 bp = Blueprint("api_v1", __name__)
 csrf.exempt(bp)
@@ -59,16 +61,17 @@ def _wait_for_final(delivery: Delivery, seconds: float) -> None:
 def send_message():
     """Ask for one transactional message: 202 with the delivery (200 once final when ``?wait=N``)."""
     key = _authenticated("send")
-    if (request.content_length or 0) > MAX_BODY_BYTES:
-        raise ApiError(413, "body_too_large", f"The body must be at most {MAX_BODY_BYTES} bytes.")
     wait = _wait_seconds()
-    body = request.get_json(silent=True)
-    if body is None:
+    if not request.is_json:
         raise ApiError(400, "bad_request", "The body must be a JSON object (Content-Type: application/json).")
+    body = read_json_body(MAX_BODY_BYTES)
+    body_digest = digest(body) if isinstance(body, dict) else None
     try:
-        delivery, created = request_send(key, body, request.headers.get("Idempotency-Key"))
+        delivery, created = request_send(key, body, idempotency_key(), body_digest)
     except SendRefused as refused:
         raise ApiError(refused.status, refused.code, refused.message, field=refused.field) from None
+    if not created and not is_replay(delivery.request_digest, body_digest or ""):
+        raise ApiError(409, "idempotency_conflict", "This Idempotency-Key was used for a different message.")
     if created:
         kick_dispatch()
     if wait:
@@ -79,10 +82,14 @@ def send_message():
 @bp.route("/messages/<int:delivery_id>", methods=("GET",))
 @public
 def get_message(delivery_id: int):
-    """The same object as the POST answered, as it stands now."""
-    _authenticated("read")
+    """The same object as the POST answered, as it stands now.
+
+    A key sees the messages it sent (or every API message with ``read_all``); another key's message is
+    the same 404 as a message that does not exist, so ids cannot be probed for what other back ends send.
+    """
+    key = _authenticated("read")
     delivery = db.session.get(Delivery, delivery_id)
-    if delivery is None or delivery.source != DeliverySource.api:
+    if delivery is None or delivery.source != DeliverySource.api or not key.may_read(delivery.api_key_id):
         raise ApiError(404, "not_found", "No message with this id was sent through the API.")
     return jsonify(delivery_json(delivery))
 

@@ -1,12 +1,25 @@
-"""The OpenAPI 3 document of ``/api/v1`` (a test checks it against the URL map and real answers)."""
+"""The OpenAPI 3.1 document of ``/api/v1`` (a test checks it against the URL map and real answers, and
+``tests/api/test_schemathesis.py`` that what its schemas allow is exactly what the server takes)."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from ..storable import DB_INT_MAX
 from .errors import ERROR_SCHEMA
+from .validation import IDEMPOTENCY_KEY_RE
 
 ERROR = {"$ref": "#/components/schemas/Error"}
+# Text the server takes: no NUL anywhere (no column can hold one), and not blank (it is stripped).
+NO_NUL = "^[^\\x00]*$"
+NOT_BLANK = "^[^\\x00]*[^\\s\\x00][^\\x00]*$"
+
+
+def _text(max_length: int, description: str = "") -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "string", "maxLength": max_length, "pattern": NOT_BLANK}
+    if description:
+        schema["description"] = description
+    return schema
 
 
 def _error(description: str) -> dict[str, Any]:
@@ -16,7 +29,7 @@ def _error(description: str) -> dict[str, Any]:
 def openapi_document() -> dict[str, Any]:
     message = {"$ref": "#/components/schemas/Message"}
     return {
-        "openapi": "3.0.3",
+        "openapi": "3.1.0",
         "info": {
             "title": "Tongzhi server API",
             "version": "1",
@@ -32,8 +45,13 @@ def openapi_document() -> dict[str, Any]:
                         {
                             "name": "Idempotency-Key",
                             "in": "header",
-                            "schema": {"type": "string", "maxLength": 128},
-                            "description": "The same key from the same API key never sends twice.",
+                            "schema": {"type": "string", "pattern": IDEMPOTENCY_KEY_RE.pattern},
+                            "description": (
+                                "1 to 128 visible ASCII characters. The same key from the same API key "
+                                "never sends twice: the same body again answers with the first message, "
+                                "another body is 409 idempotency_conflict. Keys belong to one API key: "
+                                "other back ends' keys never collide with yours."
+                            ),
                         },
                         {
                             "name": "wait",
@@ -57,11 +75,17 @@ def openapi_document() -> dict[str, Any]:
                             "description": "Accepted; not final yet",
                             "content": {"application/json": {"schema": message}},
                         },
-                        "400": _error("Malformed body, wait or Idempotency-Key"),
+                        "400": _error(
+                            "Malformed body (not JSON, nested deeper than 32 levels, a NUL character or "
+                            "a lone surrogate in a string), wait or Idempotency-Key"
+                        ),
                         "401": _error("Missing, unknown or revoked API key"),
                         "403": _error("The key lacks the send scope"),
                         "404": _error("unknown_user or unknown_template"),
-                        "409": _error("no_grant, template_removed/disabled/changed, idempotency_conflict"),
+                        "409": _error(
+                            "no_grant, template_removed/disabled/changed, or idempotency_conflict (this "
+                            "Idempotency-Key was used by this API key with a different body)"
+                        ),
                         "413": _error("Body too large"),
                         "422": _error(
                             "A field or keyword value is invalid; field names the key and the code the rule"
@@ -73,7 +97,12 @@ def openapi_document() -> dict[str, Any]:
                 "get": {
                     "summary": "A transactional message's state",
                     "parameters": [
-                        {"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}}
+                        {
+                            "name": "id",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"type": "integer", "minimum": 1, "maximum": DB_INT_MAX},
+                        }
                     ],
                     "responses": {
                         "200": {
@@ -81,8 +110,11 @@ def openapi_document() -> dict[str, Any]:
                             "content": {"application/json": {"schema": message}},
                         },
                         "401": _error("Missing, unknown or revoked API key"),
-                        "403": _error("The key lacks the read scope"),
-                        "404": _error("No such message"),
+                        "403": _error("The key has none of the send, read or read_all scopes"),
+                        "404": _error(
+                            "No such message, or another API key sent it and this key lacks the read_all "
+                            "scope (a key reads the messages it sent; read_all reads every API message)"
+                        ),
                     },
                 }
             },
@@ -94,12 +126,19 @@ def openapi_document() -> dict[str, Any]:
                     "type": "object",
                     "additionalProperties": False,
                     "required": ["template"],
+                    "description": "Exactly one of openid and unionid names the user.",
+                    "oneOf": [{"required": ["openid"]}, {"required": ["unionid"]}],
                     "properties": {
-                        "openid": {"type": "string", "maxLength": 64},
-                        "unionid": {"type": "string", "maxLength": 64},
-                        "template": {"type": "string", "description": "Template ID or scene label"},
-                        "data": {"type": "object", "additionalProperties": {"type": "string"}},
-                        "page": {"type": "string", "maxLength": 512},
+                        "openid": _text(64),
+                        "unionid": _text(64),
+                        "template": _text(64, "Template ID or scene label"),
+                        "data": {
+                            "type": "object",
+                            "description": "Keyword values by name (thing1...), checked by the template's rules",
+                            "propertyNames": {"pattern": NO_NUL},
+                            "additionalProperties": {"type": "string", "pattern": NO_NUL},
+                        },
+                        "page": _text(512),
                         "miniprogram_state": {"type": "string", "enum": ["developer", "trial", "formal"]},
                         "lang": {"type": "string", "enum": ["zh_CN", "en_US", "zh_HK", "zh_TW"]},
                     },
@@ -121,9 +160,9 @@ def openapi_document() -> dict[str, Any]:
                                 "retry_wait",
                             ],
                         },
-                        "errcode": {"type": "integer", "nullable": True},
-                        "errmsg": {"type": "string", "nullable": True},
-                        "msgid": {"type": "string", "nullable": True},
+                        "errcode": {"type": ["integer", "null"]},
+                        "errmsg": {"type": ["string", "null"]},
+                        "msgid": {"type": ["string", "null"]},
                     },
                 },
                 "Error": ERROR_SCHEMA,

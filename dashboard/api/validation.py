@@ -1,5 +1,6 @@
-"""Reading the mini-program's JSON bodies strictly: every problem is a 400 or 422 ``ApiError`` before
-anything is written, so a bad request never leaves half a change behind."""
+"""Reading JSON bodies strictly: every problem is a 400 or 422 ``ApiError`` before anything is written,
+so a bad request never leaves half a change behind. Both APIs read their bodies with ``read_json_body``;
+the rest checks the shapes of the mini-program's bodies."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Any
 from flask import current_app, request
 
 from ..models.grants import PROMPT_STATUSES
+from ..storable import UnstorableJson, loads_storable
 from .errors import ApiError
 
 # WeChat's priTmplId is 43 URL-safe base64 characters; allow a little room, nothing else.
@@ -22,24 +24,46 @@ SUCCESS_ERRMSG = "requestSubscribeMessage:ok"
 REPORT_FIELDS = ("errMsg", "scene", "page")
 MAX_SETTING_ITEMS = 200
 LOGIN_CODE_RE = re.compile(r"^[\x21-\x7e]{1,128}$")
+# scene and page: any text but control characters (C0, DEL, C1). The OpenAPI document says the same.
+PLAIN_TEXT_RE = re.compile(r"^[^\x00-\x1f\x7f-\x9f]*$")
 
 
-def read_json_object() -> dict[str, Any]:
-    """The body as a JSON object, whatever the Content-Type (wx.request sends application/json).
+def read_json_body(limit: int) -> Any:
+    """The request body as JSON, of at most ``limit`` bytes, with or without a Content-Length.
 
-    :raise ApiError: 400 ``invalid_json`` (empty, not JSON, not UTF-8, nested too deep);
-        422 ``invalid_body`` (JSON, but not an object).
+    :raise ApiError: 413 ``body_too_large``; 400 ``invalid_json`` (see ``parse_json``).
     """
+    if request.content_length is not None and request.content_length > limit:
+        raise ApiError(413, "body_too_large", f"The body is larger than {limit} bytes.")
+    # One byte over the limit, so a chunked body (no Content-Length) that is too long shows as such:
+    # Werkzeug stops reading at the maximum without saying whether more was coming.
+    request.max_content_length = limit + 1
     raw = request.get_data(cache=True)
-    limit = int(current_app.config["MP_MAX_BODY_BYTES"])
     if len(raw) > limit:
         raise ApiError(413, "body_too_large", f"The body is larger than {limit} bytes.")
     if not raw.strip():
         raise ApiError(400, "invalid_json", "The body is empty: send a JSON object.")
+    return parse_json(raw)
+
+
+def parse_json(raw: bytes | str) -> Any:
+    """Strict JSON, the same for both APIs (``storable.loads_storable``).
+
+    :raise ApiError: 400 ``invalid_json``: not JSON (nor UTF-8), NaN or Infinity, nested too deep, or a
+        string holding a NUL or a lone surrogate (no database column can).
+    """
     try:
-        body = json.loads(raw)
-    except (ValueError, RecursionError):
-        raise ApiError(400, "invalid_json", "The body is not valid JSON (UTF-8).") from None
+        return loads_storable(raw)
+    except UnstorableJson as error:
+        raise ApiError(400, "invalid_json", str(error)) from None
+
+
+def read_json_object() -> dict[str, Any]:
+    """The mini-program's body: a JSON object, whatever the Content-Type (wx.request sends JSON).
+
+    :raise ApiError: 413 / 400 as ``read_json_body``; 422 ``invalid_body`` (JSON, but not an object).
+    """
+    body = read_json_body(int(current_app.config["MP_MAX_BODY_BYTES"]))
     if not isinstance(body, dict):
         raise ApiError(422, "invalid_body", "The body must be a JSON object.")
     return body
@@ -55,7 +79,7 @@ def idempotency_key() -> str | None:
     raw = request.headers.get("Idempotency-Key")
     if raw is None:
         return None
-    if not IDEMPOTENCY_KEY_RE.match(raw):
+    if not IDEMPOTENCY_KEY_RE.fullmatch(raw):
         raise ApiError(
             400, "invalid_idempotency_key", "Idempotency-Key must be 1 to 128 visible ASCII characters."
         )
@@ -66,16 +90,17 @@ def _short_text(body: dict[str, Any], name: str, limit: int, numbers: bool = Fal
     value = body.get(name)
     if value is None:
         return None
+    # JSON has one kind of number: 1001.0 is the integer 1001 (as JSON Schema says too).
+    if numbers and isinstance(value, float) and value.is_integer():
+        value = int(value)
     if numbers and isinstance(value, int) and not isinstance(value, bool):
         value = str(value)
     if not isinstance(value, str):
         raise ApiError(422, "invalid_field", f"{name} must be a string.", field=name)
     if len(value) > limit:
         raise ApiError(422, "invalid_field", f"{name} is longer than {limit} characters.", field=name)
-    if not value.isprintable():
-        raise ApiError(
-            422, "invalid_field", f"{name} has control or unpaired surrogate characters.", field=name
-        )
+    if not PLAIN_TEXT_RE.fullmatch(value):
+        raise ApiError(422, "invalid_field", f"{name} has control characters.", field=name)
     return value
 
 
@@ -109,7 +134,7 @@ def parse_grant_report(body: dict[str, Any], max_templates: int) -> GrantReportB
     for key, value in body.items():
         if key in REPORT_FIELDS:
             continue
-        if not TEMPLATE_ID_RE.match(key):
+        if not TEMPLATE_ID_RE.fullmatch(key):
             raise ApiError(422, "invalid_template_id", "A template id has characters WeChat never uses.")
         if not isinstance(value, str) or value not in PROMPT_STATUSES:
             raise ApiError(
@@ -159,7 +184,7 @@ def parse_settings(body: dict[str, Any]) -> SettingsBody:
         raise ApiError(422, "too_many_items", f"At most {MAX_SETTING_ITEMS} template settings.")
     items: dict[str, str] = {}
     for key, value in candidates:
-        if not SETTING_KEY_RE.match(key):
+        if not SETTING_KEY_RE.fullmatch(key):
             raise ApiError(422, "invalid_template_id", "A template id has characters WeChat never uses.")
         if not isinstance(value, str) or value not in PROMPT_STATUSES:
             raise ApiError(
@@ -176,6 +201,6 @@ def parse_login(body: dict[str, Any]) -> str:
     code = body.get("code")
     if code is None:
         raise ApiError(422, "invalid_field", "code is missing: send the code from wx.login.", field="code")
-    if not isinstance(code, str) or not LOGIN_CODE_RE.match(code.strip()):
+    if not isinstance(code, str) or not LOGIN_CODE_RE.fullmatch(code):
         raise ApiError(422, "invalid_field", "code must be the string wx.login returned.", field="code")
-    return code.strip()
+    return code

@@ -2,13 +2,13 @@
 
 Authentication is a Bearer token from ``POST /api/mp/session``, not the operators' session, so these
 views are ``@public`` to the operator access check and exempt from CSRF. Every answer is JSON, errors
-included (``errors.py``); bodies are size-limited; requests are rate-limited per IP and per token.
+included (``errors.py``; an unknown path or a wrong method too, answered by the app's handlers for
+every ``/api/`` path); bodies are size-limited; requests are rate-limited per IP and per token.
 """
 
 from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
-from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from ..access import public
 from ..extensions import csrf, db
@@ -44,9 +44,8 @@ def limit_requests() -> None:
             headers={"Retry-After": str(verdict.retry_after)},
         )
     limit = int(config["MP_MAX_BODY_BYTES"])
-    # One byte over the limit, so a chunked body (no Content-Length) that is too long shows as such:
-    # Werkzeug stops reading at the maximum without saying whether more was coming.
-    request.max_content_length = limit + 1
+    # Every operation, bodiless ones included, refuses a declared body over the limit (documented 413);
+    # a chunked one is measured where it is read (validation.read_json_body).
     if request.content_length is not None and request.content_length > limit:
         raise ApiError(413, "body_too_large", f"The body is larger than {limit} bytes.")
 
@@ -136,25 +135,4 @@ def report_settings() -> Response:
 @bp.get("/openapi.json")
 @public
 def openapi() -> Response:
-    return jsonify(openapi_document())
-
-
-ROUTE_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
-
-
-@bp.route("/<path:anything>", methods=ROUTE_METHODS)
-@public
-def not_found(anything: str) -> Response:
-    """Unknown paths (and known paths with the wrong method) answer in JSON too, never with a page."""
-    adapter = current_app.url_map.bind_to_environ(request.environ)
-    allowed = set()
-    for method in ROUTE_METHODS:
-        try:
-            endpoint, _ = adapter.match(method=method)
-        except HTTPException:
-            continue
-        if endpoint != request.endpoint:
-            allowed.add(method)
-    if allowed:
-        raise MethodNotAllowed(valid_methods=sorted(allowed))
-    raise ApiError(404, "not_found", "There is no such API path.")
+    return jsonify(openapi_document(services.max_templates()))

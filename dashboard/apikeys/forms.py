@@ -10,8 +10,11 @@ class ApiKeyCreateForm(FlaskForm):
     scopes = SelectMultipleField(
         _l("Scopes"),
         choices=[
-            SelectChoice("send", _l("send: send messages and read them")),
-            SelectChoice("read", _l("read: read messages only")),
+            SelectChoice("send", _l("send: send messages and read the ones this key sent")),
+            # A read-only key for its own messages would see nothing: a key that only reads needs read_all.
+            SelectChoice(
+                "read_all", _l("read_all: read every message sent through the API, whichever key sent it")
+            ),
         ],
         default=["send"],
         widget=ListWidget(prefix_label=False),

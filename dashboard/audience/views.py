@@ -15,6 +15,7 @@ from ..grants import services as grants
 from ..grants.kinds import lookup_templates
 from ..htmx import render_page_or_fragment
 from ..models import Role, WechatUser, utcnow
+from ..storable import db_int
 from . import services
 from .forms import ImportForm
 
@@ -65,7 +66,7 @@ def detail(user_id: int):
 def timeline(user_id: int):
     """More of the timeline (htmx "show older"); a browser without htmx gets the user's page."""
     user = _user_or_404(user_id)
-    before = request.args.get("before", type=int)
+    before = request.args.get("before", type=db_int)
     events = services.timeline(user.id, before_id=before, limit=TIMELINE_SIZE)
     if not request.headers.get("HX-Request"):
         return redirect(url_for("audience.detail", user_id=user.id))

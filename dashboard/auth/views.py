@@ -5,7 +5,6 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, session, url_for
-from flask_babel import format_datetime
 from flask_babel import gettext as _
 from flask_login import current_user, login_user, logout_user
 
@@ -40,17 +39,20 @@ def login():
             login_user(result.operator)
             session.permanent = True
             return redirect(_safe_next(form.next.data))
-        if result.failure == "locked":
-            form.form_errors.append(
-                _(
-                    "Too many failed attempts: this account is locked until %(time)s.",
-                    time=format_datetime(result.locked_until, "short"),
-                )
-            )
-        elif result.failure == "disabled":
+        if result.failure == "disabled":
+            # Said only to someone who gave the right password, so it reveals nothing to a guesser.
             form.form_errors.append(_("This account is disabled. Ask an administrator."))
         else:
-            form.form_errors.append(_("Wrong email or password."))
+            # One sentence for a wrong password, an unknown email and a locked account alike:
+            # a distinct lockout message would tell a guesser which emails have accounts.
+            form.form_errors.append(
+                _(
+                    "Wrong email or password. After %(count)d failures in a row an account is locked "
+                    "for %(minutes)d minutes, and even the right password is refused until then.",
+                    count=current_app.config["LOGIN_MAX_FAILURES"],
+                    minutes=current_app.config["LOGIN_LOCKOUT_MINUTES"],
+                )
+            )
     return render_template("auth/login.html", form=form)
 
 

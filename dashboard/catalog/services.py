@@ -17,6 +17,7 @@ from sqlalchemy import Select, func, select
 from ..audit.services import record
 from ..deliveries.services import create_delivery, send_now
 from ..extensions import db
+from ..grants.kinds import convert_balances
 from ..models import Delivery, DeliverySource, WechatUser, utcnow
 from ..models.catalog import Drift, FitPolicy, MessageTemplate, TemplateKind, TemplateSource
 from ..wechat import get_client
@@ -216,6 +217,9 @@ def new_template(
     )
     db.session.add(template)
     db.session.flush()  # the audit event names the new row's id
+    # Answers recorded while the template was unknown made one-time balances: a long-term template
+    # converts them (and every balance of it is now known).
+    convert_balances(db.session, template_id, kind.value, reason="registered")
     return template
 
 

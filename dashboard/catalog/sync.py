@@ -20,6 +20,7 @@ from sqlalchemy import select
 
 from ..audit.services import record
 from ..extensions import db
+from ..grants.kinds import convert_balances
 from ..models import utcnow
 from ..models.catalog import Drift, MessageTemplate, TemplateKind, TemplateSource
 from ..wechat import get_client
@@ -228,11 +229,16 @@ def apply_sync(plan: SyncPlan, *, actor_email: str | None = None) -> SyncPlan:
         template.drift = Drift.changed
         template.drift_note = ",".join(change.fields)
         template.drift_at = now
+        # A changed type changes what every user's grant means: the ledger converts the balances.
+        converted = convert_balances(
+            db.session, template.template_id, template.kind.value, reason="catalog sync"
+        )
         record(
             "template.changed_in_wechat",
             template,
             template_id=template.template_id,
             fields=list(change.fields),
+            balances_converted=len(converted),
             **actor,
         )
     for change in plan.removed:

@@ -21,7 +21,7 @@ from ..access import requires
 from ..deliveries.services import recent_for_template
 from ..extensions import db
 from ..htmx import is_htmx, render_page_or_fragment
-from ..models import Role, WechatUser
+from ..models import Delivery, DeliveryState, Role, WechatUser
 from ..models.catalog import MessageTemplate
 from ..wechat.errors import WeChatError
 from ..wechat.keywords import max_length, type_label
@@ -212,10 +212,12 @@ def test_send(template_id: int):
         except services.CatalogError as error:
             result = {"error": _error_text(error)}
         else:
-            result = {"delivery": delivery}
+            result = {"delivery": delivery, "outcome": _test_send_outcome(delivery)}
             if not is_htmx():
                 if delivery.msgid:
                     flash(_("Test sent: msgid %(msgid)s.", msgid=delivery.msgid), "success")
+                elif delivery.state is not DeliveryState.failed:
+                    flash(result["outcome"], "error")
                 else:
                     flash(
                         _(
@@ -230,6 +232,38 @@ def test_send(template_id: int):
     if is_htmx():
         return render_template("catalog/_panel.html", **context)
     return render_template("catalog/detail.html", **_detail_context(template, context))
+
+
+TEST_SEND_OUTCOMES = {
+    DeliveryState.sent: _l("Sent. WeChat accepted the message."),
+    DeliveryState.failed: _l("Not sent. WeChat refused the message."),
+    DeliveryState.retry_wait: _l(
+        "Not sent yet: WeChat asked to try again later. A worker will send it again; its credit went back meanwhile."
+    ),
+    DeliveryState.unknown: _l(
+        "WeChat's answer was lost: the message may have been delivered. Its credit counts as spent and it is not sent again automatically."
+    ),
+}
+# Why the grant ledger refused a credit (``dashboard.grants.ledger.ReserveOutcome``).
+SKIP_REASONS = {
+    "no_grant": _l(
+        "Not sent: Tongzhi's grant ledger has no credit of this template for this user, so WeChat was not called. The user must accept the template in the mini program first."
+    ),
+    "budget": _l(
+        "Not sent: this user's remaining credits are kept for transactional sends (credit budget), so WeChat was not called."
+    ),
+}
+
+
+def _test_send_outcome(delivery: Delivery) -> str:
+    if delivery.state is DeliveryState.skipped:
+        known = SKIP_REASONS.get(delivery.reason)
+        return (
+            str(known)
+            if known
+            else _("Not sent (%(reason)s): WeChat was not called.", reason=delivery.reason)
+        )
+    return str(TEST_SEND_OUTCOMES.get(delivery.state, delivery.state.value))
 
 
 # -- edit, review, delete -----------------------------------------------------------------------------

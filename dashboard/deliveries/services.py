@@ -6,17 +6,24 @@ answer on it afterwards, so a crash in between leaves a row that says "sending",
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Select, func, select
+from flask import current_app
+from sqlalchemy import Select, func, select, update
 
+from ..dispatch.claim import Claim
+from ..dispatch.credits import reserve_or_skip
+from ..dispatch.finalize import finalize
+from ..dispatch.ledger import ReservationRequest
+from ..dispatch.ledger_adapter import grants_ledger
+from ..dispatch.sender import send_one
 from ..extensions import db
-from ..models import Delivery, DeliveryAttempt, DeliverySource, DeliveryState, WechatUser, utcnow
+from ..models import Delivery, DeliverySource, DeliveryState, WechatUser, utcnow
+from ..storable import db_int
 from ..wechat import get_client
-from ..wechat.errors import WeChatError, WeChatUnknownOutcome
 
 
 def create_delivery(
@@ -51,57 +58,71 @@ def create_delivery(
 
 
 def send_now(delivery: Delivery) -> Delivery:
-    """Send one delivery synchronously and record the attempt (used for test sends).
+    """Send one delivery right away (a test send), through the same credit and answer path as the engine.
 
-    Commits twice: once before the call (state ``sending``), once with WeChat's answer. Never retries:
-    a test send is a person watching, who can press the button again.
+    1. One commit, with whatever the caller added to the session (the audit event): a credit is
+       reserved from the grant ledger. Without one the delivery is ``skipped`` with the ledger's
+       reason, exactly as the engine's claim skips it (``dispatch.credits``), and WeChat is not called.
+       With one it becomes ``sending`` with a lease and a recorded start, like a claimed row.
+    2. The synchronous client sends it (``dispatch.sender.send_one``).
+    3. ``dispatch.finalize`` records the answer as it does the engine's: the state by ``decide()``, the
+       attempt, and the credit spent, released or zeroed (43101).
+
+    Nothing is retried here (a person is watching); a transient answer leaves the row ``retry_wait``
+    for a worker, like any send. A crash between 1 and 3 leaves it ``sending`` until its lease runs
+    out, and the reconciler calls it ``unknown``. Returns the delivery, reloaded.
+
+    :raise ValueError: the delivery is not ``pending`` (a worker has it, or it was sent already).
     """
+    ledger = grants_ledger()
+    db.session.flush()  # the delivery needs its id for the ledger
+    now = utcnow()
+    # Take the row as a claim would: locked until the first commit, and only while it is pending, so
+    # a worker can never claim and send it too.
+    taken = db.session.execute(
+        update(Delivery)
+        .where(Delivery.id == delivery.id, Delivery.state == DeliveryState.pending)
+        .values(updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if taken.rowcount != 1:
+        raise ValueError(f"delivery {delivery.id} is not pending: it cannot be sent now")
+    refused = reserve_or_skip(
+        db.session,
+        ledger,
+        [
+            ReservationRequest(
+                delivery.id,
+                delivery.user_id,
+                delivery.openid,
+                delivery.template_id,
+                delivery.source.value,
+                delivery.attempts,
+            )
+        ],
+        now,
+    )
+    if refused:
+        db.session.commit()
+        return delivery
     delivery.state = DeliveryState.sending
     delivery.attempts += 1
-    attempt = DeliveryAttempt(number=delivery.attempts, outcome=DeliveryState.sending, started_at=utcnow())
-    delivery.history.append(attempt)
+    delivery.lease_until = now + timedelta(seconds=current_app.config["DISPATCH_LEASE_SECONDS"])
+    delivery.attempt_started_at = now  # it leaves right after this commit: a crash makes it unknown
+    claim = Claim(
+        delivery.id,
+        delivery.attempts,
+        delivery.openid,
+        delivery.template_id,
+        dict(delivery.data),
+        delivery.page,
+        delivery.miniprogram_state,
+        delivery.lang,
+    )
     db.session.commit()
-
-    started = time.monotonic()
-    try:
-        msgid = get_client().send_subscribe_message(
-            delivery.openid,
-            delivery.template_id,
-            delivery.data,
-            page=delivery.page,
-            miniprogram_state=delivery.miniprogram_state,
-            lang=delivery.lang,
-        )
-    except WeChatUnknownOutcome as error:
-        _finish(delivery, attempt, DeliveryState.unknown, error.errcode, error.errmsg, "unknown")
-    except WeChatError as error:
-        _finish(delivery, attempt, DeliveryState.failed, error.errcode, error.errmsg, error.category.value)
-    else:
-        _finish(delivery, attempt, DeliveryState.sent, 0, "ok", "", msgid=msgid)
-    attempt.elapsed_ms = int((time.monotonic() - started) * 1000)
-    db.session.commit()
+    finalize(db.engine, ledger, [send_one(get_client(), claim)])
+    db.session.refresh(delivery)
     return delivery
-
-
-def _finish(
-    delivery: Delivery,
-    attempt: DeliveryAttempt,
-    state: DeliveryState,
-    errcode: int | None,
-    errmsg: str,
-    category: str,
-    msgid: str | None = None,
-) -> None:
-    now = utcnow()
-    delivery.state = attempt.outcome = state
-    delivery.errcode = attempt.errcode = errcode
-    delivery.errmsg = attempt.errmsg = (errmsg or "")[:512]
-    delivery.msgid = attempt.msgid = msgid
-    delivery.reason = category
-    attempt.category = category
-    attempt.finished_at = now
-    if state == DeliveryState.sent:
-        delivery.sent_at = now
 
 
 def recent_for_template(template_id: str, limit: int = 20) -> list[Delivery]:
@@ -124,7 +145,10 @@ class DeliveryFilter:
     def from_args(cls, args: Mapping[str, str]) -> DeliveryFilter:
         def number(name: str) -> int | None:
             raw = (args.get(name) or "").strip()
-            return int(raw) if raw.lstrip("-").isdigit() else None
+            try:
+                return db_int(raw) if raw.lstrip("-").isdigit() else None
+            except ValueError:  # beyond the column's range: ignored, like any other non-number
+                return None
 
         state = args.get("state", "")
         source = args.get("source", "")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -10,21 +11,15 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from ..bulk_writes import BulkWrite
 from ..models import Delivery, DeliveryState, DispatchState, utcnow
 from ..models.dispatch import DISPATCH_STATE_ID
-from .ledger import CreditLedger, Reservation
-from .transactions import write_transaction
+from .credits import reserve_or_skip
+from .ledger import CreditLedger, ReservationRequest
+from .write_lock import write_transaction
 
 DEFAULT_LEASE_SECONDS = 120
 DEFAULT_RATE = 500  # messages per second across all workers, until an admin sets another
 DUE_STATES = (DeliveryState.pending, DeliveryState.retry_wait)
-
-_MARK_SKIPPED = BulkWrite(
-    sa.update(Delivery.__table__)
-    .where(Delivery.__table__.c.id == sa.bindparam("b_id"))
-    .values(state=sa.bindparam("b_state"), reason=sa.bindparam("b_reason"), updated_at=sa.bindparam("b_now"))
-)
 
 
 @dataclass(frozen=True)
@@ -50,18 +45,39 @@ class ClaimBatch:
 
 
 def load_dispatch_state(session: Session, lock: bool = False) -> DispatchState:
+    """The shared row (migration 0010 creates it); if it is missing, create it without racing.
+
+    Two workers starting on an empty table would both find no row: the insert ignores a conflict on
+    the key, and both read the row that won.
+    """
     query = sa.select(DispatchState).where(DispatchState.id == DISPATCH_STATE_ID)
     if lock:
         query = query.with_for_update()
     state = session.scalar(query)
     if state is None:
+        now = utcnow()
         # A full bucket to start: the first claim on a fresh database need not wait a second.
-        state = DispatchState(
-            id=DISPATCH_STATE_ID, rate_per_second=DEFAULT_RATE, tokens=float(DEFAULT_RATE), tokens_at=utcnow()
+        session.execute(
+            _insert_ignoring_conflict(session, DispatchState.__table__)
+            .values(
+                id=DISPATCH_STATE_ID,
+                rate_per_second=DEFAULT_RATE,
+                tokens=float(DEFAULT_RATE),
+                tokens_at=now,
+                updated_at=now,
+            )
+            .on_conflict_do_nothing(index_elements=["id"])
         )
-        session.add(state)
-        session.flush()
+        state = session.scalar(query)
     return state
+
+
+def _insert_ignoring_conflict(session: Session, table: sa.Table):
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert(table)
 
 
 def take_tokens(state: DispatchState, wanted: int, now: datetime) -> int:
@@ -81,10 +97,14 @@ def claim_due(
     limit: int,
     lease_seconds: int = DEFAULT_LEASE_SECONDS,
     now: datetime | None = None,
+    *,
+    start: bool = True,
 ) -> ClaimBatch:
     """Claim up to ``limit`` due rows, at most one per openid and none for an openid already in flight.
 
-    Rows whose credit cannot be reserved become ``skipped`` with the ledger's reason.
+    Rows whose credit cannot be reserved become ``skipped`` with the ledger's reason. ``start``: the
+    claimed rows go out as soon as this commits, so the claim also records their start; without it
+    they are claimed ahead and must go through ``start_claims`` before any byte of them leaves.
     """
     now = now or utcnow()
     t = Delivery.__table__.c
@@ -137,31 +157,31 @@ def claim_due(
         state.tokens += budget - len(rows)  # give back what we could not use
         if not rows:
             return ClaimBatch([])
-        verdicts = ledger.reserve(
+        # The rows the ledger refuses are skipped here, the same way a test send is (``credits``).
+        skipped = reserve_or_skip(
             session,
-            [Reservation(r.id, r.user_id, r.openid, r.template_id, str(r.source), r.attempts) for r in rows],
+            ledger,
+            [
+                ReservationRequest(r.id, r.user_id, r.openid, r.template_id, str(r.source), r.attempts)
+                for r in rows
+            ],
+            now,
         )
         lease_until = now + timedelta(seconds=lease_seconds)
-        claims, skipped = [], []
-        for row in rows:
-            reason = verdicts.get(row.id)
-            if reason:
-                skipped.append(
-                    {"b_id": row.id, "b_state": DeliveryState.skipped, "b_reason": reason, "b_now": now}
-                )
-            else:
-                claims.append(
-                    Claim(
-                        row.id,
-                        row.attempts + 1,
-                        row.openid,
-                        row.template_id,
-                        row.data,
-                        row.page,
-                        row.miniprogram_state,
-                        row.lang,
-                    )
-                )
+        claims = [
+            Claim(
+                row.id,
+                row.attempts + 1,
+                row.openid,
+                row.template_id,
+                row.data,
+                row.page,
+                row.miniprogram_state,
+                row.lang,
+            )
+            for row in rows
+            if row.id not in skipped
+        ]
         if claims:
             # One statement for the batch: the rows are locked, so attempts + 1 is each claim's attempt.
             session.execute(
@@ -171,8 +191,49 @@ def claim_due(
                     state=DeliveryState.sending.value,
                     attempts=t.attempts + 1,
                     lease_until=lease_until,
+                    attempt_started_at=now if start else None,
                     updated_at=now,
                 )
             )
-        _MARK_SKIPPED.execute(session, skipped)
         return ClaimBatch(claims, skipped=len(skipped))
+
+
+def start_claims(
+    engine: sa.Engine,
+    claims: Sequence[Claim],
+    lease_seconds: int = DEFAULT_LEASE_SECONDS,
+    now: datetime | None = None,
+) -> list[Claim]:
+    """Record that these claimed-ahead rows are about to go out; return the ones that may be sent.
+
+    Committed before any byte of their requests leaves: a row whose lease runs out without this mark
+    certainly never reached WeChat, so the reconciler may put it back in the queue. A row the
+    reconciler (or another worker) has moved on from while it waited is not ours any more: it is
+    fenced out here, by state and attempt, and must not be sent.
+    """
+    if not claims:
+        return []
+    now = now or utcnow()
+    t = Delivery.__table__.c
+    with write_transaction(engine) as session:
+        current = {
+            row.id: row.attempts
+            for row in session.execute(
+                sa.select(t.id, t.attempts)
+                .where(
+                    t.id.in_([c.id for c in claims]),
+                    t.state == DeliveryState.sending.value,
+                    t.attempt_started_at.is_(None),
+                )
+                .with_for_update(of=Delivery.__table__)
+            )
+        }
+        ours = [claim for claim in claims if current.get(claim.id) == claim.attempt]
+        if ours:
+            # The lease is counted from the start: the wait for a free slot does not eat into it.
+            session.execute(
+                sa.update(Delivery.__table__)
+                .where(t.id.in_([c.id for c in ours]))
+                .values(attempt_started_at=now, lease_until=now + timedelta(seconds=lease_seconds))
+            )
+        return ours

@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from flask import Flask
 
 from ..extensions import db
 from ..wechat import get_client
-from .claim import DEFAULT_LEASE_SECONDS, claim_due, load_dispatch_state
-from .finalize import finalize, reconcile_expired_leases
+from .claim import DEFAULT_LEASE_SECONDS, claim_due, load_dispatch_state, start_claims
+from .finalize import Reconciled, finalize, reconcile_expired_leases, release_unstarted
 from .ledger import CreditLedger
 from .sender import BatchSender, PendingBatch
-from .transactions import write_transaction
+from .sent_events import DEFAULT_MATCH_WINDOW
+from .write_lock import write_transaction
 
 
 @dataclass(frozen=True)
@@ -28,7 +30,11 @@ class Round:
 
 
 class Dispatcher:
-    """One per worker process. ``run_once`` is the unit of work tests call directly."""
+    """One per worker process. ``run_once`` is the unit of work tests call directly.
+
+    ``stop`` (an event, set on SIGTERM by ``flask worker``) makes ``drain`` claim nothing more, give
+    back what it claimed ahead and finish what is in flight.
+    """
 
     def __init__(
         self,
@@ -38,6 +44,7 @@ class Dispatcher:
         batch_size: int | None = None,
         concurrency: int | None = None,
         lease_seconds: int = DEFAULT_LEASE_SECONDS,
+        stop: threading.Event | None = None,
     ) -> None:
         self.app = app
         self.ledger = ledger
@@ -48,8 +55,15 @@ class Dispatcher:
                 with write_transaction(self.engine) as session:
                     concurrency = load_dispatch_state(session).concurrency
         self.concurrency = concurrency
-        self.batch_size = batch_size or concurrency
+        # A started batch must fit the free slots: a started row waiting for a connection would be
+        # called unknown by a kill although it never left.
+        self.batch_size = min(batch_size or concurrency, concurrency)
         self.lease_seconds = lease_seconds
+        self.stop = stop or threading.Event()
+        # How long after an attempt started WeChat's delivery event may still settle it (if unknown).
+        self.match_window = timedelta(
+            seconds=app.config.get("SENT_EVENT_MATCH_SECONDS", DEFAULT_MATCH_WINDOW.total_seconds())
+        )
         self.sender = BatchSender(self.client, concurrency)
 
     def run_once(self) -> Round:
@@ -59,30 +73,46 @@ class Dispatcher:
             return Round(
                 skipped=batch.skipped, rate_limited=batch.rate_limited, paused_until=batch.paused_until
             )
-        written = finalize(self.engine, self.ledger, self.sender.send(batch.claims))
+        written = finalize(
+            self.engine, self.ledger, self.sender.send(batch.claims), match_window=self.match_window
+        )
         return Round(claimed=len(batch.claims), skipped=batch.skipped, written=written)
 
     def drain(self, seconds: float = 30.0) -> int:
-        """Send what is due until nothing is (or sending is paused), or ``seconds`` have passed.
+        """Send what is due until nothing is (or sending is paused, or ``stop`` is set), or ``seconds``
+        have passed. Returns rows sent (started).
 
-        Pipelined: the next batch is claimed and put in flight before the previous batch's answers
-        are recorded, so the database work overlaps WeChat's round trips. A claimed batch never
-        shares an openid with one in flight (those rows are ``sending``). Returns rows claimed.
+        Pipelined: while a batch is in flight the next one is claimed (and its credits reserved) but
+        not started; when the batch in flight has every answer, its slots are free, the next batch's
+        start is committed and it goes out, and only then are the previous answers recorded, so the
+        database work overlaps WeChat's round trips. A kill thus leaves at most the batch in flight
+        ``unknown``: the one claimed ahead has no start and goes back to the queue. A claimed batch
+        never shares an openid with one in flight (those rows are ``sending``).
         """
         deadline = time.monotonic() + seconds
         in_flight: PendingBatch | None = None
         total = 0
         while True:
             batch = None
-            if time.monotonic() < deadline:
-                batch = claim_due(self.engine, self.ledger, self.batch_size, self.lease_seconds)
-            next_in_flight = self.sender.submit(batch.claims) if batch and batch.claims else None
+            if not self.stop.is_set() and time.monotonic() < deadline:
+                batch = claim_due(
+                    self.engine, self.ledger, self.batch_size, self.lease_seconds, start=in_flight is None
+                )
+            claims = batch.claims if batch else []
+            results = in_flight.results() if in_flight is not None else None
+            if claims and results is not None:  # claimed ahead: start them, unless we are stopping
+                if self.stop.is_set():
+                    release_unstarted(self.engine, self.ledger, claims)
+                    claims = []
+                else:
+                    claims = start_claims(self.engine, claims, self.lease_seconds)
+            next_in_flight = self.sender.submit(claims) if claims else None
+            if results is not None:
+                finalize(self.engine, self.ledger, results, match_window=self.match_window)
             had_in_flight = in_flight is not None
-            if in_flight is not None:
-                finalize(self.engine, self.ledger, in_flight.results())
             in_flight = next_in_flight
             if in_flight is not None:
-                total += len(batch.claims)
+                total += len(claims)
                 continue
             if batch is None or batch.paused_until is not None:
                 return total
@@ -94,8 +124,8 @@ class Dispatcher:
             if batch.skipped == 0:
                 return total
 
-    def reconcile(self) -> int:
-        return reconcile_expired_leases(self.engine, self.ledger)
+    def reconcile(self) -> Reconciled:
+        return reconcile_expired_leases(self.engine, self.ledger, match_window=self.match_window)
 
     def close(self) -> None:
         self.sender.close()

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 
 from ..bulk_writes import BulkWrite
 from ..models import Delivery, DeliveryAttempt, DeliveryState, utcnow
 from ..models.grants import SentReport
-from .claim import load_dispatch_state
+from .claim import Claim, load_dispatch_state
 from .ledger import CreditLedger, Settlement
 from .outcomes import LedgerAction, SendResult, decide
-from .transactions import write_transaction
+from .sent_events import DEFAULT_MATCH_WINDOW, NewUnknown, settle_new_unknowns
+from .write_lock import write_transaction
 
 _RECORD_ANSWER = BulkWrite(
     sa.update(Delivery.__table__)
@@ -34,7 +36,11 @@ _INSERT_ATTEMPTS = BulkWrite(sa.insert(DeliveryAttempt.__table__))
 
 
 def finalize(
-    engine: sa.Engine, ledger: CreditLedger, results: Sequence[SendResult], now: datetime | None = None
+    engine: sa.Engine,
+    ledger: CreditLedger,
+    results: Sequence[SendResult],
+    now: datetime | None = None,
+    match_window: timedelta = DEFAULT_MATCH_WINDOW,
 ) -> int:
     """Write each result whose row is still ``sending`` at the same attempt; return how many were written.
 
@@ -84,7 +90,7 @@ def finalize(
                 .with_for_update(of=Delivery.__table__)
             )
         }
-        updates, attempts, settlements = [], [], []
+        updates, attempts, settlements, unknowns = [], [], [], []
         pause_until = None
         for result, decision, update, attempt in prepared:
             row = current.get(result.delivery_id)
@@ -93,6 +99,12 @@ def finalize(
             updates.append(update)
             attempts.append(attempt)
             settlements.append(Settlement(row.id, row.user_id, row.openid, row.template_id, decision.ledger))
+            if decision.state == DeliveryState.unknown:
+                unknowns.append(
+                    NewUnknown(
+                        row.id, row.attempts, row.user_id, row.openid, row.template_id, result.started_at
+                    )
+                )
             if decision.pause_until is not None:
                 pause_until = max(pause_until or decision.pause_until, decision.pause_until)
         if updates:
@@ -100,6 +112,7 @@ def finalize(
             _INSERT_ATTEMPTS.execute(session, attempts)
             ledger.settle(session, settlements)
             _join_early_reports(session, {u["b_msgid"]: u["b_id"] for u in updates if u["b_msgid"]})
+            settle_new_unknowns(session, ledger, unknowns, match_window)
         if pause_until is not None:
             state = load_dispatch_state(session, lock=True)
             state.paused_until = max(state.paused_until or pause_until, pause_until)
@@ -132,50 +145,128 @@ def _join_early_reports(session, delivery_by_msgid: dict[str, int]) -> None:
         )
 
 
-def reconcile_expired_leases(engine: sa.Engine, ledger: CreditLedger, now: datetime | None = None) -> int:
-    """Rows still ``sending`` after their lease belong to a worker that died: they become ``unknown``.
+class Reconciled(NamedTuple):
+    unknown: int  # started before their worker was lost: the message may have left
+    requeued: int  # claimed but never started: back to ``pending``, credit released
 
-    The message may have left before the crash, so the credit counts as spent and nothing is resent
-    automatically; an operator can force a resend knowing the risk.
+
+def reconcile_expired_leases(
+    engine: sa.Engine,
+    ledger: CreditLedger,
+    now: datetime | None = None,
+    match_window: timedelta = DEFAULT_MATCH_WINDOW,
+) -> Reconciled:
+    """Rows still ``sending`` after their lease belong to a worker that died (or stalled).
+
+    A row whose start was recorded (``attempt_started_at``) may have reached WeChat: it becomes
+    ``unknown``, its credit counts as spent and nothing is resent automatically (an operator can force a
+    resend knowing the risk, and WeChat's delivery event may still settle it). A row claimed ahead and
+    never started cannot have left (the start is committed before any byte is written), so it goes back
+    to ``pending`` with its credit released; its attempt number stays used, so the lost worker, should
+    it wake up, is fenced out of both starting and recording it.
     """
     now = now or utcnow()
     t = Delivery.__table__.c
     with write_transaction(engine) as session:
         rows = session.execute(
-            sa.select(t.id, t.attempts, t.user_id, t.openid, t.template_id)
+            sa.select(t.id, t.attempts, t.user_id, t.openid, t.template_id, t.attempt_started_at)
             .where(t.state == DeliveryState.sending.value, t.lease_until < now)
             .with_for_update(skip_locked=True, of=Delivery.__table__)
         ).all()
-        if not rows:
-            return 0
-        session.execute(
-            sa.update(Delivery.__table__)
-            .where(t.id == sa.bindparam("b_id"), t.attempts == sa.bindparam("b_attempts"))
-            .values(
-                state=DeliveryState.unknown.value, reason="lease_expired", lease_until=None, updated_at=now
-            ),
-            [{"b_id": row.id, "b_attempts": row.attempts} for row in rows],
+        never_started = [row for row in rows if row.attempt_started_at is None]
+        started = [row for row in rows if row.attempt_started_at is not None]
+        _requeue(session, ledger, never_started, now)
+        if started:
+            session.execute(
+                sa.update(Delivery.__table__)
+                .where(t.id == sa.bindparam("b_id"), t.attempts == sa.bindparam("b_attempts"))
+                .values(
+                    state=DeliveryState.unknown.value,
+                    reason="lease_expired",
+                    lease_until=None,
+                    updated_at=now,
+                ),
+                [{"b_id": row.id, "b_attempts": row.attempts} for row in started],
+            )
+            session.execute(
+                sa.insert(DeliveryAttempt.__table__),
+                [
+                    {
+                        "delivery_id": row.id,
+                        "number": row.attempts,
+                        # When the request may have left: what WeChat's delivery event is matched against.
+                        "started_at": row.attempt_started_at,
+                        "finished_at": now,
+                        "outcome": DeliveryState.unknown,
+                        "errmsg": "worker lost before recording WeChat's answer (lease expired)",
+                        "category": "unknown",
+                    }
+                    for row in started
+                ],
+            )
+            ledger.settle(
+                session,
+                [
+                    Settlement(row.id, row.user_id, row.openid, row.template_id, LedgerAction.spend)
+                    for row in started
+                ],
+            )
+            # WeChat's delivery event for a lost worker's send usually arrives during the lease.
+            settle_new_unknowns(
+                session,
+                ledger,
+                [
+                    NewUnknown(
+                        row.id, row.attempts, row.user_id, row.openid, row.template_id, row.attempt_started_at
+                    )
+                    for row in started
+                ],
+                match_window,
+            )
+        return Reconciled(unknown=len(started), requeued=len(never_started))
+
+
+def release_unstarted(engine: sa.Engine, ledger: CreditLedger, claims: Sequence[Claim]) -> int:
+    """A stopping worker gives back rows it claimed ahead and never started: ``pending``, credit released.
+
+    Only rows still ours (same attempt) and not started are touched. Returns how many went back.
+    """
+    if not claims:
+        return 0
+    now = utcnow()
+    t = Delivery.__table__.c
+    attempt_of = {claim.id: claim.attempt for claim in claims}
+    with write_transaction(engine) as session:
+        rows = session.execute(
+            sa.select(t.id, t.attempts, t.user_id, t.openid, t.template_id)
+            .where(
+                t.id.in_(list(attempt_of)),
+                t.state == DeliveryState.sending.value,
+                t.attempt_started_at.is_(None),
+            )
+            .with_for_update(of=Delivery.__table__)
+        ).all()
+        ours = [row for row in rows if attempt_of[row.id] == row.attempts]
+        _requeue(session, ledger, ours, now)
+        return len(ours)
+
+
+def _requeue(session, ledger: CreditLedger, rows: Sequence[Any], now: datetime) -> None:
+    """Locked rows that never started go back to the queue, each fenced by its attempt number."""
+    if not rows:
+        return
+    t = Delivery.__table__.c
+    session.execute(
+        sa.update(Delivery.__table__)
+        .where(
+            t.id == sa.bindparam("b_id"),
+            t.attempts == sa.bindparam("b_attempts"),
+            t.attempt_started_at.is_(None),
         )
-        session.execute(
-            sa.insert(DeliveryAttempt.__table__),
-            [
-                {
-                    "delivery_id": row.id,
-                    "number": row.attempts,
-                    "started_at": now,
-                    "finished_at": now,
-                    "outcome": DeliveryState.unknown,
-                    "errmsg": "worker lost before recording WeChat's answer (lease expired)",
-                    "category": "unknown",
-                }
-                for row in rows
-            ],
-        )
-        ledger.settle(
-            session,
-            [
-                Settlement(row.id, row.user_id, row.openid, row.template_id, LedgerAction.spend)
-                for row in rows
-            ],
-        )
-        return len(rows)
+        .values(state=DeliveryState.pending.value, lease_until=None, updated_at=now),
+        [{"b_id": row.id, "b_attempts": row.attempts} for row in rows],
+    )
+    ledger.settle(
+        session,
+        [Settlement(row.id, row.user_id, row.openid, row.template_id, LedgerAction.release) for row in rows],
+    )

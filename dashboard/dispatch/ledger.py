@@ -17,8 +17,12 @@ from .outcomes import LedgerAction
 
 
 @dataclass(frozen=True)
-class Reservation:
-    """A row about to be claimed: who, which template, and which kind of send asks."""
+class ReservationRequest:
+    """A row about to be claimed asks the ledger for a credit: who, which template, which kind of send.
+
+    The ledger answers per row (``CreditLedger.reserve``); ``dashboard.grants.ledger.ReservationResult`` is
+    that answer for one send.
+    """
 
     delivery_id: int
     user_id: int | None
@@ -38,7 +42,7 @@ class Settlement:
 
 
 class CreditLedger(Protocol):
-    def reserve(self, session: Session, rows: Sequence[Reservation]) -> dict[int, str | None]:
+    def reserve(self, session: Session, rows: Sequence[ReservationRequest]) -> dict[int, str | None]:
         """Reserve one credit per row (long-term grants are checked, not spent).
 
         Returns, per delivery id, ``None`` when the row may be sent, or a skip reason

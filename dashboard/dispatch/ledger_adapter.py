@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from ..grants.ledger import GrantLedger
 from ..models.catalog import MessageTemplate
-from .ledger import Reservation
+from .ledger import ReservationRequest
 
 
 class BudgetedLedger(GrantLedger):
@@ -18,7 +18,7 @@ class BudgetedLedger(GrantLedger):
     def __init__(self) -> None:
         super().__init__(keep_for=lambda template_id, source: 0)
 
-    def reserve(self, session: Session, rows: Sequence[Reservation]) -> dict[int, str | None]:
+    def reserve(self, session: Session, rows: Sequence[ReservationRequest]) -> dict[int, str | None]:
         campaign_templates = {row.template_id for row in rows if row.source == "campaign"}
         budgets: dict[str, int] = {}
         if campaign_templates:

@@ -21,6 +21,7 @@ class LedgerAction(enum.StrEnum):
     spend = "spend"  # the reserved credit is used up (sent, or maybe sent: unknown)
     release = "release"  # the reserved credit goes back to the user's balance
     zero = "zero"  # WeChat says the user has no grant (43101): the balance is wrong, zero it
+    refund = "refund"  # an unknown counted as spent turned out failed (WeChat's delivery event): give it back
 
 
 @dataclass(frozen=True)

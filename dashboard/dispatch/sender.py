@@ -1,12 +1,19 @@
-"""Hand claims to the bulk send funnel and turn its outcomes into results for ``finalize``."""
+"""Hand claims to WeChat and turn the answers into results for ``finalize``.
+
+Campaign and API sends go through the bulk funnel (``BatchSender``); a test send, one at a time while
+an operator waits, through the synchronous client (``send_one``). Both build the request and read the
+answer with ``dashboard.wechat.protocol``, so a result means the same whichever path carried it.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from concurrent.futures import Future
 
+from ..models import utcnow
 from ..wechat.bulk import SendOutcome, SendRequest
 from ..wechat.client import WeChatClient
+from ..wechat.errors import WeChatError
 from .claim import Claim
 from .outcomes import SendResult
 
@@ -61,3 +68,29 @@ class BatchSender:
 
     def close(self) -> None:
         self.bulk.close()
+
+
+def send_one(client: WeChatClient, claim: Claim) -> SendResult:
+    """Send one claim through the synchronous client and return its result for ``finalize``."""
+    started = utcnow()
+    try:
+        msgid = client.send_subscribe_message(
+            claim.openid,
+            claim.template_id,
+            claim.data,
+            page=claim.page,
+            miniprogram_state=claim.miniprogram_state,
+            lang=claim.lang,
+        )
+    except WeChatError as error:
+        return SendResult(
+            claim.id,
+            claim.attempt,
+            started,
+            utcnow(),
+            error.errcode,
+            error.errmsg,
+            None,
+            error.category.value,
+        )
+    return SendResult(claim.id, claim.attempt, started, utcnow(), 0, "ok", msgid or None, "")

@@ -58,8 +58,14 @@ def init_app(app: Flask) -> None:
         with app.app_context():
             dispatcher = _dispatcher(app)
             lost = dispatcher.reconcile()
-            if lost:
-                log.warning("%d delivery(ies) lost their worker and are now unknown", lost)
+            if lost.unknown:
+                log.warning(
+                    "%d delivery(ies) lost their worker after starting and are now unknown", lost.unknown
+                )
+            if lost.requeued:
+                log.warning(
+                    "%d delivery(ies) lost their worker before starting and are pending again", lost.requeued
+                )
             return _drain(app)
 
     app.extensions["dispatch_tasks"] = DispatchTasks(huey, kick, tick)
@@ -76,6 +82,7 @@ def _dispatcher(app: Flask):
             grants_ledger(),
             batch_size=app.config.get("DISPATCH_BATCH_SIZE") or None,
             lease_seconds=app.config.get("DISPATCH_LEASE_SECONDS", 120),
+            stop=app.extensions.get("dispatch_stop"),
         )
     return dispatcher
 

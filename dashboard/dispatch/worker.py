@@ -15,11 +15,20 @@ from flask.cli import with_appcontext
 @click.option("--periodic/--no-periodic", default=True, show_default=True, help="Run the minute tick here.")
 @with_appcontext
 def worker_command(periodic: bool) -> None:
-    """Consume dispatch kicks and ticks until stopped (SIGTERM/SIGINT stop it gracefully)."""
+    """Consume dispatch kicks and ticks until stopped.
+
+    SIGTERM (what systemd, Docker and Kubernetes send) stops gracefully: no more claims, rows claimed
+    ahead go back to the queue with their credits, the batch in flight gets its answers recorded, then
+    the process exits. A second SIGTERM, or SIGINT, stops at once (the lease and the reconciler then
+    deal with what was in flight, as after a crash).
+    """
     tasks = current_app.extensions["dispatch_tasks"]
     consumer = tasks.huey.create_consumer(
-        workers=1, worker_type="thread", periodic=periodic, check_worker_health=True
+        workers=1, worker_type="thread", periodic=periodic, check_worker_health=True, graceful_signal="TERM"
     )
+    # Huey sets this flag on the graceful signal and then waits for the running task: the dispatcher
+    # watches it to stop claiming.
+    current_app.extensions["dispatch_stop"] = consumer.stop_flag
     click.echo(
         f"Tongzhi worker: queue {type(tasks.huey).__name__}, periodic tick {'on' if periodic else 'off'}"
     )

@@ -1,19 +1,30 @@
-"""Which kind a template is (one-time or long-term), as far as the catalog knows.
+"""Which kind a template is (one-time or long-term), and what a change of kind does to the balances.
 
 The catalog (``dashboard.models.catalog.MessageTemplate``) is the authority. Until it knows a template,
 the ledger treats it as one-time and flags it unknown: an unknown template's accepts are still recorded
 and credited, never dropped, so nothing is lost while an operator registers it.
+
+When the catalog's kind of a template changes (a sync finds WeChat's ``type`` changed, or a template the
+ledger knew as unknown one-time is registered as long-term), :func:`convert_balances` converts every
+balance of it, each with a ``catalog``/``kind_changed`` ledger event, so balances keep equalling their
+events (docs/wechat-rules.md, "Grants"):
+
+* one-time → long-term: the grant is active when the user's last answer was an accept; one-time credits
+  do not carry over (a long-term grant has none), so they end, and the event says how many;
+* long-term → one-time: the active grant ends, with 0 credits: a long-term accept never counted sends.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import case, select, update
 from sqlalchemy.orm import Session, scoped_session
 
-from ..models.grants import TemplateKindName
+from ..models import utcnow
+from ..models.grants import ACCEPT_STATUSES, GrantBalance, GrantSource, LedgerStatus, TemplateKindName
+from .events import add_events
 
 
 @dataclass(frozen=True)
@@ -62,3 +73,100 @@ def lookup_templates(
 
 def template_info(session: Session | scoped_session, template_id: str) -> TemplateInfo:
     return lookup_templates(session, [template_id])[template_id]
+
+
+#: Balances converted per statement: keeps the ``user_id IN (...)`` list under SQLite's variable limit.
+_CHUNK = 500
+
+
+@dataclass(frozen=True)
+class ConvertedBalance:
+    user_id: int
+    credits_before: int
+    active_after: bool
+
+
+def convert_balances(
+    session: Session | scoped_session,
+    template_id: str,
+    kind: str,
+    *,
+    reason: str,
+    user_ids: Sequence[int] | None = None,
+) -> list[ConvertedBalance]:
+    """Convert the balances of ``template_id`` that are not of ``kind`` (all, or those of ``user_ids``).
+
+    The one place a balance changes kind. Each converted balance ends with 0 credits, is active only
+    when it becomes long-term and its last answer was an accept, is marked known, and gets one ledger
+    event (source ``catalog``, status ``kind_changed``, note ``"<old>→<new>: <reason>"``, the credits
+    it lost as ``credit_delta``). Balances already of ``kind`` are only marked known. Idempotent;
+    adds to the caller's transaction and does not commit.
+
+    :returns: what was converted, per user.
+    """
+    kind = TemplateKindName(kind).value
+    table = GrantBalance.__table__
+    now = utcnow()
+    scope = [table.c.template_id == template_id]
+    if user_ids is not None:
+        scope.append(table.c.user_id.in_(sorted(set(user_ids))))
+    # A write first, so the rows are locked (PostgreSQL) or the write lock taken (SQLite) before they
+    # are read: the values the events record are the ones replaced.
+    locked = session.execute(
+        update(table)
+        .where(*scope, table.c.kind != kind)
+        .values(updated_at=now)
+        .returning(table.c.user_id, table.c.kind, table.c.credits, table.c.last_status)
+    ).all()
+    session.execute(
+        update(table).where(*scope, table.c.template_known.is_(False)).values(template_known=True)
+    )
+    if not locked:
+        return []
+    locked = sorted(locked, key=lambda row: row.user_id)
+    to_long_term = kind == TemplateKindName.long_term.value
+    # last_status is the user's last answer (or no_grant after a 43101, which is not an accept).
+    active = case((table.c.last_status.in_(ACCEPT_STATUSES), True), else_=False) if to_long_term else False
+    for start in range(0, len(locked), _CHUNK):
+        chunk = [row.user_id for row in locked[start : start + _CHUNK]]
+        session.execute(
+            update(table)
+            .where(table.c.template_id == template_id, table.c.user_id.in_(chunk))
+            .values(kind=kind, credits=0, active=active, updated_at=now)
+        )
+    converted = [
+        ConvertedBalance(
+            user_id=row.user_id,
+            credits_before=row.credits,
+            active_after=to_long_term and row.last_status in ACCEPT_STATUSES,
+        )
+        for row in locked
+    ]
+    old_kind = {row.user_id: row.kind for row in locked}
+    add_events(
+        session,
+        [
+            {
+                "user_id": balance.user_id,
+                "template_id": template_id,
+                "template_known": True,
+                "kind": kind,
+                "source": GrantSource.catalog.value,
+                "status": LedgerStatus.kind_changed.value,
+                "credit_delta": -balance.credits_before,
+                "credits_after": 0,
+                "active_after": balance.active_after,
+                "scene": None,
+                "page": None,
+                "note": f"{old_kind[balance.user_id]}→{kind}: {reason}"[:120],
+                "report_id": None,
+                "push_id": None,
+                "delivery_id": None,
+                "pairs_with_id": None,
+                "occurred_at": now,
+                "created_at": now,
+            }
+            for balance in converted
+        ],
+    )
+    return converted

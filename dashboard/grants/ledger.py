@@ -11,6 +11,8 @@ A send of a one-time template goes through two steps, each inside the engine's o
      reserved credit is used (appends ``spent``, 0). Called without a reservation it takes one itself.
    * ``release_credit`` — a failure that did not use the credit (47003, 40003, -1, 43108, 45009, …):
      the credit goes back (appends ``released``, +1).
+   * ``refund`` (batch ``settle`` only) — an ``unknown`` send, already settled as spent, that WeChat's
+     delivery event reports as failed: the credit goes back (``released``, +1) after a ``spent``.
    * ``zero_credits`` — 43101: WeChat says there is no grant, so our balance was wrong: credits go to
      zero and a long-term grant goes inactive (appends ``no_grant``, −what was left).
 
@@ -47,7 +49,9 @@ class ReserveOutcome(enum.StrEnum):
 
 
 @dataclass(frozen=True)
-class Reservation:
+class ReservationResult:
+    """What ``reserve_credit`` decided for one send (``dashboard.dispatch.ledger.ReservationRequest`` asks)."""
+
     outcome: ReserveOutcome
     credits_left: int | None = None
 
@@ -134,19 +138,19 @@ def _take_one(session: AnySession, user_id: int, template_id: str, keep: int):
     ).first()
 
 
-def _why_not(session: AnySession, user_id: int, template_id: str, keep: int) -> Reservation:
+def _why_not(session: AnySession, user_id: int, template_id: str, keep: int) -> ReservationResult:
     row = session.execute(
         select(GrantBalance.kind, GrantBalance.credits, GrantBalance.active).where(
             GrantBalance.user_id == user_id, GrantBalance.template_id == template_id
         )
     ).first()
     if row is None:
-        return Reservation(ReserveOutcome.no_grant, 0)
+        return ReservationResult(ReserveOutcome.no_grant, 0)
     if row.kind == LONG_TERM:
-        return Reservation(ReserveOutcome.long_term if row.active else ReserveOutcome.no_grant)
+        return ReservationResult(ReserveOutcome.long_term if row.active else ReserveOutcome.no_grant)
     if 0 < row.credits <= keep:
-        return Reservation(ReserveOutcome.budget, row.credits)
-    return Reservation(ReserveOutcome.no_grant, row.credits)
+        return ReservationResult(ReserveOutcome.budget, row.credits)
+    return ReservationResult(ReserveOutcome.no_grant, row.credits)
 
 
 def _reserve(
@@ -157,22 +161,22 @@ def _reserve(
     keep: int,
     last: str | None,
     events: list[dict[str, Any]],
-) -> Reservation:
+) -> ReservationResult:
     if last in (LedgerStatus.reserved, LedgerStatus.spent):
         # spent: this delivery already used its credit; a second claim of it must not send again.
-        return Reservation(
+        return ReservationResult(
             ReserveOutcome.already_reserved if last == LedgerStatus.reserved else ReserveOutcome.no_grant
         )
     row = _take_one(session, user_id, template_id, max(keep, 0))
     if row is None:
         return _why_not(session, user_id, template_id, max(keep, 0))
     events.append(_event(user_id, template_id, delivery_id, LedgerStatus.reserved, -1, row))
-    return Reservation(ReserveOutcome.reserved, row.credits)
+    return ReservationResult(ReserveOutcome.reserved, row.credits)
 
 
 def reserve_credit(
     user: UserRef, template_id: str, delivery_id: int, *, keep: int = 0, session: AnySession | None = None
-) -> Reservation:
+) -> ReservationResult:
     """Take one credit of ``template_id`` from ``user`` for ``delivery_id``, before calling WeChat.
 
     One-time: atomically decrements the balance if it holds more than ``keep`` credits (``keep`` is
@@ -180,7 +184,7 @@ def reserve_credit(
     Long-term: checks the grant is active and writes nothing. A delivery that already holds a
     reservation gets ``already_reserved`` without a second credit being taken.
 
-    :returns: a ``Reservation``; send only when ``.ok``. ``no_grant`` and ``budget`` mean skip.
+    :returns: a ``ReservationResult``; send only when ``.ok``. ``no_grant`` and ``budget`` mean skip.
     """
     session = _session(session)
     events: list[dict[str, Any]] = []
@@ -217,8 +221,10 @@ def _settle(
             events.append(_event(user_id, template_id, delivery_id, LedgerStatus.spent, -1, row, note))
             return True
         return _why_not(session, user_id, template_id, 0).outcome == ReserveOutcome.long_term
-    if action == "release":
-        if last != LedgerStatus.reserved:
+    if action in ("release", "refund"):
+        # refund: an unknown outcome counted the credit as spent, and WeChat's delivery event
+        # (subscribe_msg_sent_event) later said the message failed: the spent credit goes back, once.
+        if last != (LedgerStatus.reserved if action == "release" else LedgerStatus.spent):
             return False
         row = session.execute(
             update(table)

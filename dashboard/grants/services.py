@@ -25,10 +25,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import and_, exists, func, insert, or_, select, update
+from sqlalchemy import and_, exists, func, or_, select, update
 from sqlalchemy.orm import Session, aliased, scoped_session
 
-from ..bulk_writes import BulkWrite
 from ..extensions import db
 from ..models import WechatUser, utcnow
 from ..models.grants import (
@@ -40,7 +39,8 @@ from ..models.grants import (
     LedgerStatus,
     TemplateKindName,
 )
-from .kinds import TemplateInfo, lookup_templates
+from .events import add_events
+from .kinds import TemplateInfo, convert_balances, lookup_templates
 
 AnySession = Session | scoped_session
 PAIRED_SOURCES = (GrantSource.client.value, GrantSource.popup_event.value)
@@ -97,7 +97,8 @@ def lock_balance(
     One upsert (INSERT … ON CONFLICT DO UPDATE … RETURNING) creates or touches the row: a write, so
     PostgreSQL keeps the row locked until commit and SQLite takes its one write lock, and whatever the
     caller reads next about this user and template cannot change under it. When ``info`` comes from the
-    catalog, the row's kind and known flag follow it.
+    catalog and the row is of the other kind (it was written in a race with the catalog's change of
+    kind), the row is converted first, with its ledger event (``kinds.convert_balances``).
     """
     table = GrantBalance.__table__
     now = utcnow()
@@ -117,14 +118,17 @@ def lock_balance(
         last_status="",
         updated_at=now,
     )
-    changes: dict[str, Any] = {"updated_at": now}
-    if known:
-        changes.update(kind=kind, template_known=True)
+    returning = (table.c.kind, table.c.template_known, table.c.credits, table.c.active)
     row = session.execute(
-        statement.on_conflict_do_update(index_elements=["user_id", "template_id"], set_=changes).returning(
-            table.c.kind, table.c.template_known, table.c.credits, table.c.active
-        )
+        statement.on_conflict_do_update(
+            index_elements=["user_id", "template_id"], set_={"updated_at": now}
+        ).returning(*returning)
     ).one()
+    if known and (row.kind != kind or not row.template_known):
+        convert_balances(session, template_id, kind, reason="catalog", user_ids=[user_id])
+        row = session.execute(
+            select(*returning).where(table.c.user_id == user_id, table.c.template_id == template_id)
+        ).one()
     return LockedBalance(
         kind=row.kind, known=bool(row.template_known), credits=row.credits, active=row.active
     )
@@ -478,11 +482,3 @@ def funnel(
         if info.known:
             rows[tid].kind, rows[tid].known, rows[tid].title = info.kind, True, info.title
     return sorted(rows.values(), key=lambda row: (-row.answered, row.template_id))
-
-
-_INSERT_EVENTS = BulkWrite(insert(GrantEvent.__table__))
-
-
-def add_events(session: AnySession, rows: list[dict[str, Any]]) -> None:
-    """Append ledger events (every row with every column) in one executemany: the dispatch path's batches."""
-    _INSERT_EVENTS.execute(session, rows)

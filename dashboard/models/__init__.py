@@ -12,6 +12,7 @@ from .audit import AuditEvent
 from .delivery import Delivery, DeliveryAttempt, DeliverySource, DeliveryState
 from .dispatch import DispatchState
 from .operator import Operator, Role
+from .push_nonce import PushNonce
 from .types import UTCDateTime, utcnow
 from .wechat import AccessTokenCache
 
@@ -28,6 +29,7 @@ __all__ = [
     "DeliveryState",
     "DispatchState",
     "Operator",
+    "PushNonce",
     "Role",
     "UTCDateTime",
     "WechatUser",

@@ -10,7 +10,9 @@ from sqlalchemy.orm import Mapped, mapped_column
 from ..extensions import db
 from .types import UTCDateTime, utcnow
 
-SCOPES = ("send", "read")
+# send: send messages and read the ones this key sent; read: read the ones this key sent (send includes
+# it); read_all: read every message sent through the API, whichever key sent it (a reporting back end).
+SCOPES = ("send", "read", "read_all")
 
 
 class ApiKey(db.Model):
@@ -37,8 +39,13 @@ class ApiKey(db.Model):
         return self.scopes.split()
 
     def allows(self, scope: str) -> bool:
-        # "send" implies reading what one sent.
-        return scope in self.scope_list or (scope == "read" and "send" in self.scope_list)
+        # "send" implies reading what one sent, and "read_all" reading anything.
+        scopes = self.scope_list
+        return scope in scopes or (scope == "read" and ("send" in scopes or "read_all" in scopes))
+
+    def may_read(self, created_by_key_id: int | None) -> bool:
+        """Whether this key may see a message created by the key ``created_by_key_id``."""
+        return created_by_key_id == self.id or "read_all" in self.scope_list
 
     @property
     def is_active(self) -> bool:

@@ -63,8 +63,12 @@ class Delivery(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     source: Mapped[DeliverySource] = mapped_column(_enum(DeliverySource))
     campaign_id: Mapped[int | None] = mapped_column(index=True)
-    api_key_id: Mapped[int | None] = mapped_column()
+    # The API key that asked for an API send: only it (or a read_all key) may read the delivery. Indexed by
+    # uq_delivery_api_key_idempotency, which leads with it.
+    api_key_id: Mapped[int | None] = mapped_column(ForeignKey("api_key.id", ondelete="SET NULL"))
     idempotency_key: Mapped[str | None] = mapped_column(String(128))
+    # A digest of the API request's JSON body: a reused Idempotency-Key must come with the same body.
+    request_digest: Mapped[str | None] = mapped_column(String(64))
     requested_by_id: Mapped[int | None] = mapped_column(ForeignKey("operator.id", ondelete="SET NULL"))
     user_id: Mapped[int | None] = mapped_column(ForeignKey("wechat_user.id", ondelete="SET NULL"), index=True)
     openid: Mapped[str] = mapped_column(String(64), index=True)
@@ -78,6 +82,9 @@ class Delivery(db.Model):
     # Fencing token: each claim increments it, and a result is written only by the attempt holding it.
     attempts: Mapped[int] = mapped_column(default=0)
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Committed before the attempt's request may leave; NULL while a row is claimed but not started, so
+    # the reconciler can tell a row that never left (back to the queue) from one that may have (unknown).
+    attempt_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     not_before: Mapped[datetime | None] = mapped_column(UTCDateTime)
     reason: Mapped[str] = mapped_column(String(64), default="")  # why skipped/failed, in our words
 

@@ -1,7 +1,8 @@
 """The grant ledger: what users allowed, as an append-only record, and the balances that follow from it.
 
-Balances change only together with a ledger event (``dashboard.grants.services``), so for every one-time
-balance ``credits == sum(credit_delta)`` over its events. Also here: the mini-program's grant reports
+Balances change only together with a ledger event (``dashboard.grants.services``), so for every
+balance ``credits == sum(credit_delta)`` over its events, and its latest event's ``kind``,
+``credits_after`` and ``active_after`` are the balance's (a change of kind is an event too). Also here: the mini-program's grant reports
 (one row per ``POST /api/mp/grants``, carrying its ``Idempotency-Key``), the WeChat pushes received (one
 row per distinct push, for de-duplication), and the delivery reports (``subscribe_msg_sent_event``)
 joined to deliveries by ``msgid``.
@@ -34,6 +35,7 @@ class GrantSource(enum.StrEnum):
     popup_event = "popup_event"  # WeChat pushed subscribe_msg_popup_event
     change_event = "change_event"  # WeChat pushed subscribe_msg_change_event (a withdrawal)
     send_result = "send_result"  # the dispatch engine reserved, spent, released or zeroed a credit
+    catalog = "catalog"  # the catalog changed the template's kind and the balance was converted
 
 
 # WeChat's answers to a prompt (the glossary's grant statuses).
@@ -48,6 +50,7 @@ class LedgerStatus(enum.StrEnum):
     spent = "spent"  # WeChat accepted the send (or its outcome is unknown): the reserved credit is used
     released = "released"  # the send failed in a way that did not use the credit: it goes back
     no_grant = "no_grant"  # WeChat answered 43101: the balance was wrong and is zeroed
+    kind_changed = "kind_changed"  # the template became one-time or long-term (dashboard.grants.kinds)
 
 
 class GrantReport(db.Model):

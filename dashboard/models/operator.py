@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import enum
+import secrets
 from datetime import datetime
+from functools import cache
 
 from flask_login import UserMixin
 from sqlalchemy import Enum, String
@@ -16,6 +18,21 @@ from .types import UTCDateTime, utcnow
 # scrypt is a memory-hard KDF; Werkzeug stores its parameters in the hash so they can be raised later.
 PASSWORD_METHOD = "scrypt:32768:8:1"  # noqa: S105 (a hash method name, not a password)
 MIN_PASSWORD_LENGTH = 10
+
+
+@cache
+def _throwaway_hash() -> str:
+    # A hash of a random password nobody knows, made once per process with the method real hashes use.
+    return generate_password_hash(secrets.token_urlsafe(24), method=PASSWORD_METHOD)
+
+
+def spend_password_check(password: str) -> None:
+    """Check ``password`` against a throwaway hash and ignore the answer.
+
+    A refusal that needs no real check (an unknown email, a locked account) does this so that it costs
+    what a real check costs: answering faster would tell an attacker which accounts exist.
+    """
+    check_password_hash(_throwaway_hash(), password)
 
 
 class Role(enum.StrEnum):
@@ -43,6 +60,7 @@ class Operator(UserMixin, db.Model):
     role: Mapped[Role] = mapped_column(Enum(Role, native_enum=False, length=16, validate_strings=True))
     is_disabled: Mapped[bool] = mapped_column(default=False)
     locale: Mapped[str | None] = mapped_column(String(8))
+    # Wrong passwords in a row; an attempt claims its count before its check (auth.services.claim_attempt).
     failed_logins: Mapped[int] = mapped_column(default=0)
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -53,9 +71,6 @@ class Operator(UserMixin, db.Model):
 
     def check_password(self, password: str) -> bool:
         return check_password_hash(self.password_hash, password)
-
-    def is_locked(self, now: datetime) -> bool:
-        return self.locked_until is not None and self.locked_until > now
 
     # Flask-Login consults this: a disabled operator's session stops working at once.
     @property

@@ -1,4 +1,4 @@
-"""WeChat's message-push signatures and secure-mode encryption (facts §4.1-4.2), written from the facts.
+"""WeChat's message-push signatures and secure-mode encryption (docs/wechat-rules.md, "Push events").
 
 * ``signature`` = sha1 of the lexicographically sorted, concatenated (token, timestamp, nonce);
 * ``msg_signature`` = the same over (token, timestamp, nonce, Encrypt);

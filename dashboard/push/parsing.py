@@ -1,18 +1,19 @@
 """Reading a push body, XML or JSON, into one shape: ``PushMessage`` with ``List`` always a list.
 
 XML goes through ``defusedxml`` (no entities, no DTDs, no external anything). JSON's ``List`` is an object
-for one item and an array for several (facts §4.3); XML has the items inside a wrapper element
+for one item and an array for several (docs/wechat-rules.md, "Push events"); XML has the items inside a wrapper element
 (``SubscribeMsgPopupEvent``...). Both come out the same.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import ParseError, fromstring
+
+from ..storable import loads_storable
 
 SUBSCRIBE_EVENTS = {
     "subscribe_msg_popup_event": "SubscribeMsgPopupEvent",
@@ -79,7 +80,7 @@ def _items(raw_list: Any) -> list[dict[str, str]]:
 
 def parse_json(raw: bytes) -> PushMessage:
     try:
-        body = json.loads(raw)
+        body = loads_storable(raw)  # no NUL, lone surrogate or deep nesting gets to the database
     except (ValueError, RecursionError):
         raise PushFormatError("not JSON") from None
     if not isinstance(body, dict):

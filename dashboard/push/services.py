@@ -4,7 +4,8 @@
   mini-program's report of the same prompt, so the credit counts once);
 * ``subscribe_msg_change_event`` → ``change_event`` entries (WeChat pushes only ``reject``: credits to
   zero, long-term grants off);
-* ``subscribe_msg_sent_event`` → ``SentReport`` rows, joined to the ``Delivery`` with the same msgid.
+* ``subscribe_msg_sent_event`` → ``SentReport`` rows, joined to the ``Delivery`` with the same msgid, or
+  settling an ``unknown`` delivery of the same user and template (``dashboard.dispatch.sent_events``).
 
 A push seen before (same user, CreateTime, event and items) changes nothing. Functions add to the
 session; the view commits once.
@@ -17,15 +18,19 @@ import json
 import logging
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
+from flask import current_app
 from sqlalchemy import select
 
 from ..audience.services import ensure_user
+from ..dispatch.ledger_adapter import grants_ledger
+from ..dispatch.sent_events import settle_with_report
 from ..extensions import db
 from ..grants import services as grants
 from ..models import Delivery
 from ..models.grants import PROMPT_STATUSES, GrantSource, SentReport, WechatPush
+from ..storable import db_int
 from .parsing import SUBSCRIBE_EVENTS, PushFormatError, PushMessage
 
 log = logging.getLogger(__name__)
@@ -121,8 +126,8 @@ def _sent_reports(push_id: int, message: PushMessage, reported_at: datetime) -> 
             log.warning("subscribe_msg_sent_event: skipped an item without a usable MsgID")
             continue
         try:
-            errcode: int | None = int(item.get("ErrorCode", ""))
-        except ValueError:
+            errcode: int | None = db_int(item.get("ErrorCode", ""))
+        except ValueError:  # not a number, or none the column can hold
             errcode = None
         report = SentReport(
             push_id=push_id,
@@ -139,6 +144,15 @@ def _sent_reports(push_id: int, message: PushMessage, reported_at: datetime) -> 
         )
         if delivery is not None:
             _join(report, delivery)
+        else:
+            # No delivery has this msgid: perhaps an ``unknown`` one whose answer (and msgid) was lost.
+            db.session.flush()
+            settle_with_report(
+                db.session,
+                grants_ledger(),
+                report,
+                timedelta(seconds=current_app.config["SENT_EVENT_MATCH_SECONDS"]),
+            )
         count += 1
     db.session.flush()
     return count

@@ -1,25 +1,29 @@
 """``/wechat/push``: where WeChat pushes subscribe events (消息推送). Authenticated by signature only.
 
 GET is the console's URL check: a valid ``signature`` gets ``echostr`` back verbatim as text/plain.
-POST carries an event in plaintext or secure mode (``encrypt_type=aes`` with ``msg_signature``), as JSON
-or XML. Anything unsigned, wrongly signed or encrypted for another AppID gets 403 and changes nothing;
-a verified push is applied in one transaction and acknowledged with ``success`` (a repeat of an applied
-push too, so WeChat stops retrying). Processing is a few indexed writes, well inside WeChat's 5 s.
+POST carries an event as JSON or XML, in secure mode (``encrypt_type=aes`` with ``msg_signature``,
+which covers the body) or, only when no ``WECHAT_PUSH_AES_KEY`` is configured, in plaintext (whose
+``signature`` covers token, timestamp and nonce but not the body).
 
-Note: in plaintext mode WeChat's ``signature`` covers only token, timestamp and nonce, not the body;
-secure mode's ``msg_signature`` covers the body too. Use secure mode in production.
+Every refusal is 403 and changes nothing: unsigned, wrongly signed, encrypted for another AppID,
+plaintext while an AES key is set, a timestamp more than ``WECHAT_PUSH_MAX_AGE_SECONDS`` away from now
+(either way), or a (timestamp, nonce) already used with another message. A verified push is applied in
+one transaction and acknowledged with ``success``; so is a repeat, without being applied again (the
+same signed request again, or the same event under a new signature), so WeChat stops retrying.
+Processing is a few indexed writes, well inside WeChat's 5 s.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 
 from flask import Blueprint, Response, current_app, request
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from ..access import public
 from ..extensions import csrf, db
-from . import crypto
+from . import crypto, replay
 from .parsing import PushFormatError, detect_format, parse, parse_json, parse_xml
 from .services import handle_push
 
@@ -34,6 +38,10 @@ def _text(body: str, status: int = 200) -> Response:
     return Response(body, status=status, mimetype="text/plain")
 
 
+def _forbidden() -> Response:
+    return _text("forbidden", 403)
+
+
 def _signed(token: str) -> bool:
     args = request.args
     timestamp, nonce = args.get("timestamp", ""), args.get("nonce", "")
@@ -45,7 +53,7 @@ def _signed(token: str) -> bool:
 def verify() -> Response:
     token = current_app.config.get("WECHAT_PUSH_TOKEN")
     if not token or not _signed(token):
-        return _text("forbidden", 403)
+        return _forbidden()
     return _text(request.args.get("echostr", ""))
 
 
@@ -56,27 +64,59 @@ def receive() -> Response:
     token = config.get("WECHAT_PUSH_TOKEN")
     if not token:
         log.warning("a push arrived but WECHAT_PUSH_TOKEN is not set: refused")
-        return _text("forbidden", 403)
+        return _forbidden()
     if not _signed(token):
-        return _text("forbidden", 403)
+        return _forbidden()
+    max_age = config["WECHAT_PUSH_MAX_AGE_SECONDS"]
+    timestamp = replay.fresh_timestamp(request.args.get("timestamp", ""), max_age, time.time())
+    if timestamp is None:
+        log.info("push refused: its timestamp is more than %d s away from now", max_age)
+        return _forbidden()
+    nonce = request.args.get("nonce", "")
+    if not replay.usable_nonce(nonce):
+        return _forbidden()
+    encrypted = request.args.get("encrypt_type", "").lower() == "aes"
+    if config.get("WECHAT_PUSH_AES_KEY") and not encrypted:
+        log.warning(
+            "a plaintext push was refused: with WECHAT_PUSH_AES_KEY set only secure mode is accepted "
+            "(the console's 消息推送 must be set to secure mode)"
+        )
+        return _forbidden()
     if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
         return _text("too large", 413)
     request.max_content_length = MAX_BODY_BYTES + 1  # see dashboard.api.views.limit_requests
     raw = request.get_data(cache=False)
     if len(raw) > MAX_BODY_BYTES:
         return _text("too large", 413)
-    encrypted = request.args.get("encrypt_type", "").lower() == "aes"
-    try:
-        if encrypted:
+    if encrypted:
+        try:
             raw = _decrypt(raw, token)
-            if raw is None:
-                return _text("forbidden", 403)
-        message = parse(raw)
-        outcome = handle_push(message, encrypted=encrypted)
+        except PushFormatError as error:
+            log.warning("push refused: %s", error)
+            return _text("bad request", 400)
+        if raw is None:
+            return _forbidden()
+    return _apply(raw, timestamp, nonce, encrypted, max_age)
+
+
+def _apply(message: bytes, timestamp: int, nonce: str, encrypted: bool, max_age: int) -> Response:
+    """Claim the signature's (timestamp, nonce) and apply the message, in one transaction: if applying
+    fails the claim goes too, so WeChat's retry of the same request is applied then."""
+    message_digest = replay.digest(message)
+    try:
+        seen = replay.claim(timestamp, nonce, message_digest)
+        if seen is replay.Seen.repeat:
+            log.info("a push was received again under the same signature: acknowledged, not applied")
+            return _text("success")
+        if seen is replay.Seen.conflict:
+            log.warning("push refused: its signature was used before with another body")
+            return _forbidden()
+        outcome = handle_push(parse(message), encrypted=encrypted)
         db.session.commit()
     except PushFormatError as error:
         db.session.rollback()
         log.warning("push refused: %s", error)
+        _spend_signature(timestamp, nonce, message_digest)
         return _text("bad request", 400)
     except OperationalError:
         db.session.rollback()
@@ -84,11 +124,36 @@ def receive() -> Response:
         return _text("busy", 503)
     if outcome.ignored:
         log.debug("push of a %r event ignored", outcome.event)
+    _forget_expired_nonces(max_age)
     return _text("success")
 
 
+def _spend_signature(timestamp: int, nonce: str, message_digest: str) -> None:
+    """A signed request refused for its body still used its signature up: nobody may reuse it with a
+    body of their own. Best effort: the refusal stands whatever happens here."""
+    try:
+        replay.claim(timestamp, nonce, message_digest)
+        db.session.commit()
+    except SQLAlchemyError:
+        db.session.rollback()
+
+
+def _forget_expired_nonces(max_age: int) -> None:
+    """After the push is committed, in a transaction of its own: a failure here costs nothing but a
+    few rows kept until the next push."""
+    try:
+        replay.forget_expired(max_age, time.time())
+        db.session.commit()
+    except SQLAlchemyError:
+        db.session.rollback()
+        log.debug("expired push nonces not deleted this time", exc_info=True)
+
+
 def _decrypt(raw: bytes, token: str) -> bytes | None:
-    """The plain message of a secure-mode body, or None when it is not ours (then: 403)."""
+    """The plain message of a secure-mode body, or None when it is not ours (then: 403).
+
+    :raise PushFormatError: the envelope itself is neither JSON nor XML.
+    """
     aes_key = current_app.config.get("WECHAT_PUSH_AES_KEY")
     if not aes_key:
         log.warning("an encrypted push arrived but WECHAT_PUSH_AES_KEY is not set: refused")

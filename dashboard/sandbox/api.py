@@ -49,7 +49,7 @@ def _reply(body: dict[str, Any]) -> Response:
 def _json_body() -> dict[str, Any] | None:
     """The request body as a JSON object, whatever the Content-Type; None when it is not one.
 
-    Invalid UTF-8 becomes "?" first, as WeChat does (facts §1.1), so the value rules then decide.
+    Invalid UTF-8 becomes "?" first, as WeChat does (docs/wechat-rules.md, "Conventions of the server APIs"), so the value rules then decide.
     """
     text = request.get_data().decode("utf-8", errors="replace").replace("\ufffd", "?")
     try:
@@ -233,7 +233,7 @@ def getpubtemplatekeywords() -> Response:
 
 @bp.route("/wxaapi/newtmpl/addtemplate", methods=["POST"])
 def addtemplate() -> Response:
-    """Accepts form encoding (repeated ``kidList`` keys) and JSON, since the docs disagree (facts §1.5)."""
+    """Accepts form encoding (repeated ``kidList`` keys) and JSON, since the docs disagree (docs/wechat-rules.md, "Templates")."""
     error = _business("/wxaapi/newtmpl/addtemplate")
     if error:
         return _reply(error)

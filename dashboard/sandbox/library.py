@@ -1,7 +1,7 @@
 """Template management (``/wxaapi/newtmpl/*``): the public title library and the account's private templates.
 
 Functions take raw request values and return either the result or an errcode, so the route layer only
-translates. Error codes follow facts file §1.5 (200012–200021; 20002 for a bad priTmplId on delete).
+translates. Error codes follow docs/wechat-rules.md, "Templates" (200012–200021; 20002 for a bad priTmplId on delete).
 """
 
 from __future__ import annotations

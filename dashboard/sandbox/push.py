@@ -1,4 +1,4 @@
-"""Message-push wire format (消息推送), written from the facts file §4: signatures, AES, JSON/XML bodies.
+"""Message-push wire format (消息推送), per docs/wechat-rules.md, "Push events": signatures, AES, JSON/XML bodies.
 
 Pure functions, no I/O; ``delivery.py`` does the HTTP. Nothing here imports product code, so a Tongzhi
 callback that verifies and decrypts these bodies is checked against an independent implementation.
@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import itertools
 import json
 import secrets
 import struct
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -85,7 +87,7 @@ def _xml_value(key: str, value: str) -> str:
 
 
 def event_json(event: Event, original_id: str) -> dict[str, Any]:
-    """Plain JSON form. ``List`` is top level, an object for one item and an array for several (§4.3)."""
+    """Plain JSON form. ``List`` is top level, an object for one item and an array for several."""
     items: Any = event.items[0] if len(event.items) == 1 else list(event.items)
     return {
         "ToUserName": original_id,
@@ -137,19 +139,35 @@ class Envelope:
     content_type: str
 
 
-def build_envelope(event: Event, settings: PushSettings) -> Envelope:
-    """Serialise, (in secure mode) encrypt, and sign ``event`` for ``settings``."""
+_nonce_counter = itertools.count()
+
+
+def fresh_nonce() -> str:
+    """A 10-digit nonce like WeChat's. A receiver refuses a (timestamp, nonce) it has seen, so the last
+    4 digits count: any 10 000 pushes in a row of this process, far more than one second's, differ."""
+    return f"{secrets.randbelow(10**6):06d}{next(_nonce_counter) % 10**4:04d}"
+
+
+def build_envelope(
+    event: Event, settings: PushSettings, *, timestamp: int | None = None, nonce: str | None = None
+) -> Envelope:
+    """Serialise, (in secure mode) encrypt, and sign ``event`` for ``settings``.
+
+    The signed ``timestamp`` is the moment of sending (a receiver refuses stale ones), not the event's
+    ``CreateTime``; it is wall-clock time even when the sandbox's clock is replaced. ``timestamp`` and
+    ``nonce`` can be given to build a stale or repeated request on purpose.
+    """
     if settings.fmt == "xml":
         plain = event_xml(event, settings.original_id).encode()
         content_type = "text/xml; charset=utf-8"
     else:
         plain = json.dumps(event_json(event, settings.original_id), ensure_ascii=False).encode()
         content_type = "application/json; charset=utf-8"
-    timestamp = str(event.create_time)
-    nonce = str(secrets.randbelow(10**10))
+    signed_at = str(int(time.time()) if timestamp is None else timestamp)
+    nonce = fresh_nonce() if nonce is None else nonce
     params = {
-        "signature": signature(settings.token, timestamp, nonce),
-        "timestamp": timestamp,
+        "signature": signature(settings.token, signed_at, nonce),
+        "timestamp": signed_at,
         "nonce": nonce,
     }
     if settings.mode != "secure":
@@ -158,7 +176,7 @@ def build_envelope(event: Event, settings: PushSettings) -> Envelope:
         raise ValueError("secure mode needs an EncodingAESKey")
     encrypted = encrypt(settings.aes_key, settings.appid, plain)
     params["encrypt_type"] = "aes"
-    params["msg_signature"] = msg_signature(settings.token, timestamp, nonce, encrypted)
+    params["msg_signature"] = msg_signature(settings.token, signed_at, nonce, encrypted)
     if settings.fmt == "xml":
         body = (
             f"<xml><ToUserName>{_cdata(settings.original_id)}</ToUserName>"

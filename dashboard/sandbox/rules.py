@@ -1,7 +1,7 @@
-"""The sandbox's own judgement of subscribe-message values (facts file §2.2).
+"""The sandbox's own judgement of subscribe-message values (docs/wechat-rules.md, "Keyword values").
 
 Written independently of Tongzhi's validator on purpose (style.md: the sandbox must not confirm our own
-mistakes). Where the facts file marks a rule UNCERTAIN the sandbox is lenient, so that it never rejects a
+mistakes). Where the official pages leave a rule open the sandbox is lenient, so that it never rejects a
 value real WeChat might accept: ``number`` may carry a sign, ``amount`` may omit the currency symbol, and
 types the table does not document (``short_thing``, …) only get the generic checks.
 """
@@ -45,12 +45,12 @@ def is_han(ch: str) -> bool:
 
 
 def _is_symbol(ch: str) -> bool:
-    # "symbol" = punctuation other than Chinese characters, letters and digits (facts §2.1).
+    # "symbol" = punctuation other than Chinese characters, letters and digits (official send page).
     return not ch.isalnum() and not ch.isspace() and not is_han(ch)
 
 
 def has_control(value: str) -> bool:
-    """Line breaks and other control characters are refused in every value (facts §2.1)."""
+    """Line breaks and other control characters are refused in every value (official send page)."""
     return any(unicodedata.category(ch) == "Cc" or ch in "\u2028\u2029" for ch in value)
 
 

@@ -1,6 +1,6 @@
 """access_token issuing and checking, legacy (``/cgi-bin/token``) and stable (``/cgi-bin/stable_token``).
 
-Facts file §1.2: a legacy fetch rotates the token and the previous one keeps working for a short overlap
+docs/wechat-rules.md, "Access token": a legacy fetch rotates the token and the previous one keeps working for a short overlap
 (TOKEN_OVERLAP) before answering 40001; stable normal mode hands back the current token with its remaining
 lifetime and only renews it near expiry; force_refresh rotates at once (old token → 40001) but is limited to
 FORCE_REFRESH_DAILY per day and FORCE_REFRESH_MIN_INTERVAL seconds apart. The two kinds are independent.

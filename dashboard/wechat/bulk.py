@@ -2,27 +2,38 @@
 
 The synchronous client (``client.py``) costs about a millisecond of CPU per call through requests;
 a campaign needs hundreds of calls in flight at a fraction of that (docs/benchmarks.md). This module
-builds the same request (``build_send_body``), reads the answer the same way (``error_from_reply``),
-takes tokens from the same shared token service, and never retries a send whose request may have
-left: a lost answer is an unknown outcome, exactly as in the synchronous client. The connections are
+builds the same request and reads the answer with the same function as the synchronous client
+(``protocol.build_send_body``, ``protocol.read_answer``), takes tokens from the same shared token
+service, and never retries a send whose request may have left. The connections are
 ``keepalive.KeepAlivePool``'s, which says whether a failed request can have reached WeChat.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, NamedTuple
+from typing import Any
 from urllib.parse import quote
 
-from .client import SEND_PATH, TokenSource, build_send_body, error_from_reply
-from .errors import ErrorCategory, WeChatError, redact_query
+from .errors import ErrorCategory, WeChatError
 from .keepalive import AnswerLost, KeepAlivePool, NotSent
+from .protocol import (
+    JSON_CONTENT_TYPE,
+    SEND_PATH,
+    HttpReply,
+    LostAnswer,
+    NeverSent,
+    TokenSource,
+    Verdict,
+    build_send_body,
+    encode_json,
+    read_answer,
+    scrubber,
+)
 
 log = logging.getLogger(__name__)
 
@@ -53,13 +64,6 @@ class SendOutcome:
         return not self.category
 
 
-class _Answer(NamedTuple):
-    msgid: str | None = None
-    errcode: int | None = None
-    errmsg: str = ""
-    category: str = ""
-
-
 class BulkSender:
     """Owns an event loop thread and a pool of at most ``concurrency`` keep-alive connections.
 
@@ -83,7 +87,7 @@ class BulkSender:
         self._pool = KeepAlivePool(
             api_base, limit=concurrency, connect_timeout=connect_timeout, read_timeout=read_timeout
         )
-        self._secret = secret
+        self._scrub = scrubber(secret)
         self._target_token, self._target = "", ""
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="tongzhi-bulk-send", daemon=True)
@@ -109,11 +113,17 @@ class BulkSender:
 
     async def _send_all(self, requests: list[SendRequest]) -> list[SendOutcome]:
         # The token service may touch the database: ask it once per batch, off the loop.
-        token = await asyncio.to_thread(self.tokens.get_token)
+        started = datetime.now(UTC)
+        try:
+            token = await asyncio.to_thread(self.tokens.get_token)
+        except WeChatError as error:
+            # Nothing can leave without a token: every request gets the same not-sent verdict.
+            verdict = self._never_sent(error)
+            return [self._outcome(request, started, verdict) for request in requests]
         return list(await asyncio.gather(*(self._send_one(request, token) for request in requests)))
 
     async def _send_one(self, request: SendRequest, token: str) -> SendOutcome:
-        body = json.dumps(
+        body = encode_json(
             build_send_body(
                 request.touser,
                 request.template_id,
@@ -121,59 +131,54 @@ class BulkSender:
                 request.page,
                 request.miniprogram_state,
                 request.lang,
-            ),
-            ensure_ascii=False,
-        ).encode("utf-8")
+            )
+        )
         started = datetime.now(UTC)
-        answer = await self._post(request, body, token)
-        if answer.category == ErrorCategory.TOKEN.value:
+        verdict = await self._post(body, token)
+        if verdict.category is ErrorCategory.TOKEN:
             # Refused before acting on it, so one retry with a fresh token cannot duplicate the send.
-            await asyncio.to_thread(self.tokens.invalidate, token)
-            fresh = await asyncio.to_thread(self.tokens.get_token)
-            if fresh != token:
-                answer = await self._post(request, body, fresh)
+            try:
+                await asyncio.to_thread(self.tokens.invalidate, token)
+                fresh = await asyncio.to_thread(self.tokens.get_token)
+            except WeChatError as error:
+                verdict = self._never_sent(error)
+            else:
+                if fresh != token:
+                    verdict = await self._post(body, fresh)
+        if verdict.category is ErrorCategory.UNKNOWN:
+            log.warning("WeChat send to %s: %s", request.touser, verdict.errmsg)
+        return self._outcome(request, started, verdict)
+
+    async def _post(self, body: bytes, token: str) -> Verdict:
+        if token != self._target_token:
+            self._target_token, self._target = token, f"{SEND_PATH}?access_token={quote(token, safe='')}"
+        answer: HttpReply | NeverSent | LostAnswer
+        try:
+            response = await self._pool.post(self._target, body, JSON_CONTENT_TYPE)
+        except NotSent as exc:
+            answer = NeverSent(str(exc))
+        except AnswerLost as exc:
+            answer = LostAnswer(str(exc))
+        else:
+            answer = HttpReply(response.status, response.body)
+        return read_answer(answer, request=f"POST {SEND_PATH}", idempotent=False, scrub=self._scrub)
+
+    def _never_sent(self, error: WeChatError) -> Verdict:
+        return read_answer(
+            NeverSent("no access token", because=error),
+            request=f"POST {SEND_PATH}",
+            idempotent=False,
+            scrub=self._scrub,
+        )
+
+    @staticmethod
+    def _outcome(request: SendRequest, started: datetime, verdict: Verdict) -> SendOutcome:
         return SendOutcome(
             request.key,
             started,
             datetime.now(UTC),
-            msgid=answer.msgid,
-            errcode=answer.errcode,
-            errmsg=answer.errmsg,
-            category=answer.category,
+            msgid=verdict.msgid,
+            errcode=verdict.errcode,
+            errmsg=verdict.errmsg,
+            category="" if verdict.category is None else verdict.category.value,
         )
-
-    async def _post(self, request: SendRequest, body: bytes, token: str) -> _Answer:
-        if token != self._target_token:
-            self._target_token, self._target = token, f"{SEND_PATH}?access_token={quote(token, safe='')}"
-        try:
-            response = await self._pool.post(self._target, body, "application/json; charset=utf-8")
-        except NotSent as exc:
-            # The connection was never made: WeChat cannot have seen this request.
-            return _Answer(errmsg=str(exc), category=ErrorCategory.TRANSIENT.value)
-        except AnswerLost as exc:
-            return self._unknown(request, f"{exc} after the request was sent")
-        if response.status != 200:
-            return self._unknown(request, f"HTTP {response.status} from POST {SEND_PATH}")
-        try:
-            reply = json.loads(response.body)
-        except ValueError:
-            reply = None
-        if not isinstance(reply, dict):
-            return self._unknown(request, "an answer that is not a JSON object")
-        error: WeChatError | None = error_from_reply(reply, self._scrub)
-        if error is not None:
-            return _Answer(errcode=error.errcode, errmsg=error.errmsg, category=error.category.value)
-        msgid = reply.get("msgid")
-        return _Answer(msgid=None if msgid is None else str(msgid), errcode=0, errmsg="ok")
-
-    def _unknown(self, request: SendRequest, what: str) -> _Answer:
-        log.warning("WeChat send to %s: %s; outcome unknown", request.touser, what)
-        return _Answer(
-            errmsg=f"{what}: the message may have been delivered", category=ErrorCategory.UNKNOWN.value
-        )
-
-    def _scrub(self, text: str) -> str:
-        text = redact_query(text)
-        if self._secret and self._secret in text:
-            text = text.replace(self._secret, "***")
-        return text

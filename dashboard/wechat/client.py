@@ -6,30 +6,45 @@ One funnel means one place for the things that must never vary between calls:
 * Separate connect and read timeouts. A POST is never retried by the transport once it was sent: a
   timed-out ``subscribe/send`` may still have been delivered (duplicates were reported with SDKs that
   retried automatically), so the adapter is mounted with ``max_retries=0``.
-* Failures become :class:`~dashboard.wechat.errors.WeChatError` with a category. A connection that
-  could not be opened is ``transient``; an answer lost after a non-idempotent request was sent is
-  :class:`~dashboard.wechat.errors.WeChatUnknownOutcome`.
+* What an answer means (status, body, lost answer, no connection) is decided by
+  :func:`~dashboard.wechat.protocol.read_answer`, the same function the bulk funnel uses. Failures
+  become :class:`~dashboard.wechat.errors.WeChatError` with that category; an answer lost after a
+  non-idempotent request was sent is :class:`~dashboard.wechat.errors.WeChatUnknownOutcome`.
 * The URL of a business call carries ``access_token=`` (and jscode2session carries the AppSecret), so
   neither the URL nor a ``requests`` exception text is ever logged or raised as is.
 
-Business calls take their access token from a :class:`TokenSource` (the shared token service in
-``dashboard.wechat.token``) and, on 40001/40014/42001, invalidate that exact token and retry once.
+Business calls take their access token from a :class:`~dashboard.wechat.protocol.TokenSource` (the
+shared token service in ``dashboard.wechat.token``) and, on 40001/40014/42001, invalidate that exact
+token and retry once.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import requests
 import urllib3.exceptions
 from requests.adapters import HTTPAdapter
 
-from .errors import ErrorCategory, WeChatError, WeChatNotConfigured, WeChatUnknownOutcome, redact_query
+from .bulk import BulkSender
+from .errors import ErrorCategory, WeChatError, WeChatNotConfigured
+from .protocol import (
+    JSON_CONTENT_TYPE,
+    SEND_PATH,
+    HttpReply,
+    LostAnswer,
+    NeverSent,
+    TokenSource,
+    Verdict,
+    build_send_body,
+    encode_json,
+    read_answer,
+    scrubber,
+)
 
 log = logging.getLogger(__name__)
 
@@ -37,21 +52,8 @@ DEFAULT_API_BASE = "https://api.weixin.qq.com"
 DEFAULT_CONNECT_TIMEOUT = 3.05  # a little over a multiple of 3 s, the TCP retransmission window
 DEFAULT_READ_TIMEOUT = 10.0
 
-SEND_PATH = "/cgi-bin/message/subscribe/send"
 # Replies to addtemplate/deltemplate that mean "I could not read your body": try the other encoding.
 _ENCODING_REJECTED = frozenset({44002, 47001, 40097, 200020})
-
-
-class TokenSource(Protocol):
-    """Where business calls get their access token (see ``dashboard.wechat.token.TokenService``)."""
-
-    def get_token(self) -> str:
-        """A token that is valid as far as the source knows."""
-        ...
-
-    def invalidate(self, failed_token: str) -> None:
-        """WeChat rejected ``failed_token`` as stale/invalid: replace it if it is still the current one."""
-        ...
 
 
 @dataclass(frozen=True)
@@ -101,8 +103,9 @@ class WeChatClient:
             session.mount("https://", adapter)
             session.mount("http://", adapter)
         self.session = session
-        # Which body encoding addtemplate accepted last (facts §1.5: UNCERTAIN); form first.
+        # Which body encoding addtemplate accepted last (docs/wechat-rules.md, "Templates"); form first.
         self._newtmpl_encoding = "form"
+        self._scrub = scrubber(self._secret)
 
     def __repr__(self) -> str:
         return f"WeChatClient(appid={self.appid!r}, api_base={self.api_base!r})"
@@ -124,10 +127,8 @@ class WeChatClient:
     def configured(self) -> bool:
         return bool(self.appid and self._secret)
 
-    def bulk_sender(self, concurrency: int):
+    def bulk_sender(self, concurrency: int) -> BulkSender:
         """A :class:`~dashboard.wechat.bulk.BulkSender` for this account, sharing its token source."""
-        from .bulk import BulkSender
-
         if self.tokens is None:
             raise WeChatNotConfigured("No access-token source is configured for this WeChat client.")
         return BulkSender(
@@ -233,7 +234,7 @@ class WeChatClient:
     def add_template(self, tid: int | str, kid_list: Sequence[int], scene_desc: str = "") -> str:
         """Add public title ``tid`` with keywords ``kid_list`` (2-5, in content order); returns ``priTmplId``.
 
-        The body encoding is UNCERTAIN (facts §1.5): form encoding with repeated ``kidList`` keys is
+        The body encoding is disputed (docs/wechat-rules.md, "Templates"): form encoding with repeated ``kidList`` keys is
         tried first and JSON second when WeChat answers that it could not read the body; the encoding
         that worked is remembered for later calls.
         """
@@ -303,10 +304,13 @@ class WeChatClient:
         """A business call: add the access token; on a token error replace it and retry exactly once.
 
         A token error means WeChat refused the request before acting on it, so the retry cannot
-        duplicate a send.
+        duplicate a send. When no token can be had, the request never leaves: its verdict is
+        :class:`~dashboard.wechat.protocol.NeverSent`, never ``unknown`` (even when the token call's
+        own answer was lost).
         """
         if self.tokens is None:
             raise WeChatNotConfigured("No access-token source is configured for this WeChat client.")
+        request = f"{method} {path}"
 
         def attempt(token: str) -> dict[str, Any]:
             return self._request(
@@ -318,18 +322,33 @@ class WeChatClient:
                 idempotent=idempotent,
             )
 
-        token = self.tokens.get_token()
+        token = self._token(request)
         try:
             return attempt(token)
         except WeChatError as error:
             if error.category is not ErrorCategory.TOKEN:
                 raise
             log.info("WeChat %s: access token rejected (errcode %s); refreshing once", path, error.errcode)
-            self.tokens.invalidate(token)
-            fresh = self.tokens.get_token()
+            fresh = self._token(request, invalidate=token)
             if fresh == token:
                 raise  # no newer token to be had; retrying would fail the same way
         return attempt(fresh)
+
+    def _token(self, request: str, invalidate: str | None = None) -> str:
+        """The current access token (after invalidating ``invalidate``); a failure means nothing was sent."""
+        assert self.tokens is not None
+        try:
+            if invalidate is not None:
+                self.tokens.invalidate(invalidate)
+            return self.tokens.get_token()
+        except WeChatError as error:
+            verdict = read_answer(
+                NeverSent(f"no access token for {request}", because=error),
+                request=request,
+                idempotent=True,
+                scrub=self._scrub,
+            )
+            raise verdict.error() from None
 
     def _request(
         self,
@@ -344,16 +363,15 @@ class WeChatClient:
         """The only place that calls ``requests``. Returns WeChat's JSON reply when errcode is 0.
 
         ``idempotent`` says whether a lost answer is harmless to ask again for; when False, an answer
-        lost after sending (read timeout, dropped connection, HTTP 5xx, unreadable body) raises
-        :class:`WeChatUnknownOutcome` instead of a transient error.
+        that may come after WeChat acted (lost, 5xx, unreadable) raises :class:`WeChatUnknownOutcome`.
         """
         url = self.api_base + path
+        request = f"{method} {path}"
         headers: dict[str, str] = {}
         data: bytes | Sequence[tuple[str, str]] | None = None
         if json_body is not None:
-            # UTF-8 without \u escapes: WeChat shows escaped Chinese literally on some APIs (facts §1.1).
-            data = json.dumps(json_body, ensure_ascii=False).encode("utf-8")
-            headers["Content-Type"] = "application/json; charset=utf-8"
+            data = encode_json(json_body)
+            headers["Content-Type"] = JSON_CONTENT_TYPE
         elif form_body is not None:
             data = list(form_body)
         started = time.monotonic()
@@ -368,106 +386,57 @@ class WeChatClient:
                 allow_redirects=False,
             )
         except requests.RequestException as exc:
-            raise self._transport_error(method, path, exc, idempotent, started) from None
-        with response:
-            elapsed_ms = (time.monotonic() - started) * 1000
-            reply = self._decode(method, path, response, idempotent)
-        error = error_from_reply(reply, self._scrub)
-        if error is not None:
-            log.info(
-                "WeChat %s %s: errcode %s (%s) rid %s in %.0f ms",
-                method,
-                path,
-                error.errcode,
-                error.category.value,
-                error.rid,
-                elapsed_ms,
-            )
-            raise error
-        log.debug("WeChat %s %s: ok in %.0f ms", method, path, elapsed_ms)
-        return reply
+            answer: HttpReply | NeverSent | LostAnswer = self._no_answer(exc, started)
+        else:
+            with response:
+                answer = HttpReply(response.status_code, response.content)
+        verdict = read_answer(answer, request=request, idempotent=idempotent, scrub=self._scrub)
+        self._log(request, verdict, (time.monotonic() - started) * 1000)
+        if not verdict.ok:
+            raise verdict.error()
+        return dict(verdict.reply)
 
-    def _decode(
-        self, method: str, path: str, response: requests.Response, idempotent: bool
-    ) -> dict[str, Any]:
-        status = response.status_code
-        if status != 200:
-            text = f"HTTP {status} from {method} {path}"
-            if status >= 500 or status == 429:
-                if idempotent or status == 429:
-                    raise WeChatError(None, text, ErrorCategory.TRANSIENT)
-                raise WeChatUnknownOutcome(f"{text}: the request may have been processed")
-            # 3xx/4xx: the base URL or a proxy is wrong, not WeChat's verdict on the request.
-            raise WeChatError(None, f"{text}; check WECHAT_API_BASE", ErrorCategory.CONFIG)
-        try:
-            reply = response.json()
-        except ValueError:
-            reply = None
-        if not isinstance(reply, dict):
-            text = f"{method} {path} answered with something other than a JSON object"
-            if idempotent:
-                raise WeChatError(None, text, ErrorCategory.TRANSIENT)
-            raise WeChatUnknownOutcome(f"{text}: the request may have been processed")
-        return reply
-
-    def _transport_error(
-        self, method: str, path: str, exc: requests.RequestException, idempotent: bool, started: float
-    ) -> WeChatError:
+    def _no_answer(self, exc: requests.RequestException, started: float) -> NeverSent | LostAnswer:
         elapsed_ms = (time.monotonic() - started) * 1000
         # Only the exception type and a scrubbed text: requests puts the full URL in its messages.
-        description = f"{type(exc).__name__} on {method} {path} after {elapsed_ms:.0f} ms"
-        detail = self._scrub(str(exc))
+        detail = f"{type(exc).__name__} after {elapsed_ms:.0f} ms ({self._scrub(str(exc))})"
         if _failed_before_sending(exc):
-            log.info("WeChat %s: could not connect (%s)", path, type(exc).__name__)
-            return WeChatError(None, f"{description}: {detail}", ErrorCategory.TRANSIENT)
-        if idempotent:
-            log.info("WeChat %s: no answer (%s); safe to retry", path, type(exc).__name__)
-            return WeChatError(None, f"{description}: {detail}", ErrorCategory.TRANSIENT)
-        log.warning("WeChat %s: sent but no answer (%s); outcome unknown", path, type(exc).__name__)
-        return WeChatUnknownOutcome(f"{description}: the request was sent, its outcome is unknown ({detail})")
+            return NeverSent(detail)
+        return LostAnswer(detail)
 
-    def _scrub(self, text: str) -> str:
-        text = redact_query(text)
-        if self._secret and self._secret in text:
-            text = text.replace(self._secret, "***")
-        return text
-
-
-def build_send_body(
-    touser: str,
-    template_id: str,
-    data: Mapping[str, str],
-    page: str | None = None,
-    miniprogram_state: str = "formal",
-    lang: str = "zh_CN",
-) -> dict[str, Any]:
-    """The JSON body of ``subscribeMessage.send`` (shared by this client and the bulk sender)."""
-    body: dict[str, Any] = {
-        "touser": touser,
-        "template_id": template_id,
-        "data": {key: {"value": str(value)} for key, value in data.items()},
-        "miniprogram_state": miniprogram_state,
-        "lang": lang,
-    }
-    if page:
-        body["page"] = page
-    return body
-
-
-def error_from_reply(reply: Mapping[str, Any], scrub: Callable[[str], str]) -> WeChatError | None:
-    """WeChat's verdict in a JSON reply: None for errcode 0, else the categorised error."""
-    errcode = reply.get("errcode", 0)
-    if not isinstance(errcode, int):
-        errcode = int(errcode) if str(errcode).lstrip("-").isdigit() else -1
-    if errcode == 0:
-        return None
-    return WeChatError(errcode, scrub(str(reply.get("errmsg") or "")))
+    @staticmethod
+    def _log(request: str, verdict: Verdict, elapsed_ms: float) -> None:
+        """One line per call; ``errmsg`` is scrubbed of secrets by ``read_answer``."""
+        if verdict.ok:
+            log.debug("WeChat %s: ok in %.0f ms", request, elapsed_ms)
+        elif verdict.category is ErrorCategory.UNKNOWN:
+            log.warning("WeChat %s: %s; outcome unknown", request, verdict.errmsg)
+        elif verdict.errcode is not None:
+            rid = WeChatError(verdict.errcode, verdict.errmsg).rid
+            log.info(
+                "WeChat %s: errcode %s (%s) rid %s in %.0f ms",
+                request,
+                verdict.errcode,
+                verdict.category,
+                rid,
+                elapsed_ms,
+            )
+        else:
+            log.info("WeChat %s: %s (%s)", request, verdict.errmsg, verdict.category)
 
 
 def _failed_before_sending(exc: requests.RequestException) -> bool:
     """True when the connection was never established, so WeChat cannot have seen the request."""
     if isinstance(
-        exc, (requests.ConnectTimeout, requests.exceptions.SSLError, requests.exceptions.InvalidURL)
+        exc,
+        (
+            requests.ConnectTimeout,
+            requests.exceptions.SSLError,
+            requests.exceptions.InvalidURL,
+            # urllib3 raises it only while the connection to the proxy (or the CONNECT tunnel through
+            # it) is not yet made, e.g. a proxy answering CONNECT with 407: nothing was sent through it.
+            requests.exceptions.ProxyError,
+        ),
     ):
         return True
     if isinstance(exc, requests.ConnectionError):

@@ -2,8 +2,8 @@
 
 Every failure of :class:`dashboard.wechat.client.WeChatClient` is a :class:`WeChatError` with an
 ``errcode`` (WeChat's, or ``None`` when WeChat never answered), an ``errmsg`` and a
-:class:`ErrorCategory`. The category table below is the contract with the sending code; it follows
-/work/shared/wechat-platform.md §1.2-§1.4 and §6.4. A code that is not in the table is ``other``.
+:class:`ErrorCategory`. The category table below is the contract with the sending code; each code, its official source and what
+the sender does with it are in docs/wechat-rules.md, "Error codes". A code not in the table is ``other``.
 
 Messages never carry the AppSecret or an access token: WeChat's own text is scrubbed of anything that
 looks like ``access_token=…`` / ``secret=…`` before it is stored here (see :func:`redact_query`).
@@ -26,8 +26,12 @@ class ErrorCategory(StrEnum):
     TEMPLATE = "template"  # the template is invalid, deleted or banned
     CONTENT = "content"  # a keyword value breaks its rule, or contains sensitive words
     PAGE = "page"  # the page is not in the published mini program
-    CONFIG = "config"  # AppID/AppSecret/IP whitelist/account state: an admin must act
-    UNKNOWN = "unknown"  # the request was sent but no answer came back: it may have been delivered
+    # AppID/AppSecret/IP whitelist/account state, or an HTTP 3xx/4xx that is not WeChat's (a wrong
+    # WECHAT_API_BASE, a proxy's 403/407): an admin must act; the request was not processed
+    CONFIG = "config"
+    # the request may have been processed and nothing readable says how (a lost answer, a 5xx): it may
+    # have been delivered, so it is never retried automatically (dashboard.wechat.protocol)
+    UNKNOWN = "unknown"
     OTHER = "other"  # a code this table does not know
 
 
@@ -55,7 +59,7 @@ CATEGORY_BY_CODE: dict[int, ErrorCategory] = {
     41004: ErrorCategory.CONFIG,
     50004: ErrorCategory.CONFIG,
     50007: ErrorCategory.CONFIG,
-    # An admin must confirm the caller's IP in the console (facts §1.2).
+    # An admin must confirm the caller's IP in the console (docs/wechat-rules.md, "Error codes").
     89503: ErrorCategory.CONFIG,
     89506: ErrorCategory.CONFIG,
     89507: ErrorCategory.CONFIG,
@@ -129,7 +133,8 @@ class WeChatError(Exception):
 
 
 class WeChatUnknownOutcome(WeChatError):
-    """A non-idempotent request was sent but its answer was lost (read timeout, dropped connection, 5xx).
+    """A non-idempotent request was sent and no answer says what became of it (read timeout, dropped
+    connection, a 5xx, a body that is not JSON; ``dashboard.wechat.protocol.read_answer`` decides).
 
     WeChat may have acted on it (a send may have been delivered): never retry blindly, reconcile.
     """

@@ -3,8 +3,8 @@
 WeChat fails a whole subscribe-message send with errcode 47003 ("argument invalid! data.thing3.value
 invalid") when one keyword value breaks the rule of its type, so Tongzhi checks every value before it
 queues a send. The type of a keyword is its placeholder name minus the trailing digits
-(``{{thing3.DATA}}`` → key ``thing3`` → type ``thing``). The rules below follow
-/work/shared/wechat-platform.md §2; where that file marks a point UNCERTAIN, the choice is a
+(``{{thing3.DATA}}`` → key ``thing3`` → type ``thing``). The rules and their official source are in
+docs/wechat-rules.md, "Keyword values"; where the official pages leave a point open, the choice is a
 module-level setting (see "Settings").
 
 Public API (standard library only, no Flask):
@@ -30,19 +30,19 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 # --------------------------------------------------------------------------------------------------
-# Settings (each one is a point the facts file marks UNCERTAIN)
+# Settings (each one is a point the official pages leave open: docs/wechat-rules.md, "Open points")
 # --------------------------------------------------------------------------------------------------
 
-#: wechat-platform.md §2.2: ``number`` is "digits only, decimal point allowed (sign: UNCERTAIN)".
+#: ``number`` is "digits only, decimal point allowed"; whether a sign is allowed is not documented.
 #: Until a real account confirms that ``-5`` is accepted, a leading minus sign is an error.
 ALLOW_NEGATIVE_NUMBER = False
 
-#: wechat-platform.md §2.2: ``amount`` is "one currency symbol + ≤ 10 digits", but the official
-#: examples include ``99.00元`` without a symbol ("whether the symbol is mandatory: UNCERTAIN").
+#: ``amount`` is "one currency symbol + ≤ 10 digits", but the official examples include ``99.00元``
+#: without a symbol, so whether the symbol is mandatory is open.
 AMOUNT_REQUIRES_SYMBOL = False
 
-#: wechat-platform.md §2.2: "How emoji or other non-BMP characters are counted is not documented
-#: (UNCERTAIN – reject or strip them)". Rejecting is the safe default: a 47003 fails the whole send.
+#: How emoji or other non-BMP characters are counted is not documented. Rejecting them is the safe
+#: default: a 47003 fails the whole send.
 REJECT_NON_BMP = True
 
 #: Max digits of an ``amount``. The doc says "≤ 10 digits, decimals allowed" without saying whether
@@ -443,7 +443,7 @@ def _check_symbol(value: str) -> Problems:
 
 
 def _check_character_string(value: str) -> Problems:
-    # Community answer (§2.2): no Chinese. We go further and accept printable ASCII only, because
+    # Official community answer (docs/wechat-rules.md, "Keyword values"): no Chinese. We go further and accept printable ASCII only, because
     # "letters, digits, symbols" in WeChat's wording means half-width ones (order numbers, codes).
     for ch in value:
         if not (" " <= ch <= "~"):

@@ -1,4 +1,4 @@
-"""push nonces remembered for the freshness window (placeholder)
+"""push nonces remembered for the freshness window
 
 Revision ID: 0011
 Revises: 0010
@@ -6,7 +6,8 @@ Create Date: 2026-12-02 06:30:00
 
 """
 
-from alembic import op  # noqa: F401
+import sqlalchemy as sa
+from alembic import op
 
 revision = "0011"
 down_revision = "0010"
@@ -15,8 +16,17 @@ depends_on = None
 
 
 def upgrade():
-    pass  # PLACEHOLDER: filled in by the work on issue 10 (removed if unused)
+    op.create_table(
+        "push_nonce",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("timestamp", sa.BigInteger(), nullable=False),
+        sa.Column("nonce", sa.String(length=64), nullable=False),
+        sa.Column("body_digest", sa.String(length=64), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_push_nonce")),
+        sa.UniqueConstraint("timestamp", "nonce", name="uq_push_nonce_timestamp_nonce"),
+    )
 
 
 def downgrade():
-    pass
+    op.drop_table("push_nonce")

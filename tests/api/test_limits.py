@@ -69,3 +69,39 @@ def test_a_broken_redis_lets_requests_through(app):
 
     limiter = RateLimiter(RedisCounter("redis://127.0.0.1:9/0", "x:"))
     assert limiter.check("ip:1.2.3.4", 1).allowed
+
+
+@pytest.fixture
+def behind_one_proxy(database_url, tmp_path, config_overrides):
+    """The app as `create_app` builds it with TRUSTED_PROXY_HOPS=1 (gunicorn behind nginx)."""
+    from dashboard import create_app
+    from dashboard.extensions import db
+    from tests.conftest import base_config
+
+    app = create_app({**base_config(database_url, tmp_path), **config_overrides, "TRUSTED_PROXY_HOPS": 1})
+    yield app
+    with app.app_context():
+        db.engine.dispose()
+
+
+def test_behind_one_trusted_proxy_each_client_address_has_its_own_bucket(behind_one_proxy):
+    behind_one_proxy.config["MP_RATE_LIMIT_PER_IP"] = 3
+    client = behind_one_proxy.test_client()
+
+    def ping(forwarded_for: str) -> int:
+        return client.get("/api/mp/ping", headers={"X-Forwarded-For": forwarded_for}).status_code
+
+    assert [ping("203.0.113.7") for _ in range(4)] == [200, 200, 200, 429]
+    assert ping("198.51.100.9") == 200
+    # The proxy appends the address it saw: what a client wrote before it is not believed.
+    assert ping("198.51.100.9, 203.0.113.7") == 429
+
+
+def test_without_a_trusted_proxy_x_forwarded_for_is_ignored(app, client):
+    assert app.config["TRUSTED_PROXY_HOPS"] == 0
+    app.config["MP_RATE_LIMIT_PER_IP"] = 3
+    statuses = [
+        client.get("/api/mp/ping", headers={"X-Forwarded-For": f"203.0.113.{n}"}).status_code
+        for n in range(4)
+    ]
+    assert statuses == [200, 200, 200, 429]

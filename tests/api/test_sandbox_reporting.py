@@ -8,12 +8,20 @@ from sqlalchemy import select
 
 from dashboard.extensions import db
 from dashboard.models.grants import GrantEvent
-from tests.api.live import PUSH_TOKEN
+from tests.api.live import AES_KEY, PUSH_TOKEN
 
 
 def test_tapping_accept_on_the_sandbox_page_credits_once(app, live_server, sandbox):
     sandbox.server.state.config["MP_API_BASE"] = f"{live_server}/api/mp"
-    sandbox.post("/push-config", {"PUSH_URL": f"{live_server}/wechat/push", "PUSH_TOKEN": PUSH_TOKEN})
+    sandbox.post(
+        "/push-config",
+        {
+            "PUSH_URL": f"{live_server}/wechat/push",
+            "PUSH_TOKEN": PUSH_TOKEN,
+            "PUSH_MODE": "secure",  # the app has an EncodingAESKey: secure mode only
+            "PUSH_AES_KEY": AES_KEY,
+        },
+    )
     openid = sandbox.openids()[0]
     template_id = sandbox.templates(2)[0]["priTmplId"]
     for _ in range(2):

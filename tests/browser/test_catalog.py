@@ -13,6 +13,8 @@ from playwright.sync_api import expect
 
 from dashboard.catalog import sync
 from dashboard.extensions import db
+from dashboard.grants.services import record_answers
+from dashboard.models import WechatUser
 from dashboard.models.catalog import MessageTemplate
 
 TOO_LONG = "云南小粒咖啡豆精品礼盒装五百克两袋加赠手冲"  # 21 characters
@@ -43,6 +45,12 @@ def test_type_into_the_preview_see_the_error_fix_it_and_send(
         template_pk, template_id = template.id, template.template_id
     openid = sandbox.openids()[0]
     sandbox.grant(openid, template_id)
+    with app.app_context():  # Tongzhi's ledger learns the accept too: a test send spends a credit
+        user = WechatUser(openid=openid)
+        db.session.add(user)
+        db.session.flush()
+        record_answers(user.id, [(template_id, "accept")], source="client")
+        db.session.commit()
 
     log_in(page, live_server, "mark@example.com", personas["marketer"].password)
     page.goto(f"{live_server}/templates")
@@ -79,7 +87,11 @@ def test_type_into_the_preview_see_the_error_fix_it_and_send(
     page.select_option("#lang", "zh_CN")
     expect(page.locator("#preview-card")).to_contain_text("进入小程序查看")
 
-    page.fill("#openid", openid)
+    # Typing the openid redraws the panel after a 300 ms pause: let that finish first, or the redraw
+    # lands after the test send's answer and wipes it.
+    with page.expect_response(lambda response: "/preview" in response.url):
+        page.fill("#openid", openid)
+    expect(page.locator("#preview-form")).not_to_have_class(re.compile(r"htmx-(settling|added|request)"))
     page.click("text=发送测试消息")
     expect(page.locator("#test-send-result")).to_contain_text("已发送")
     msgid = page.locator("#test-send-result .msgid").inner_text()

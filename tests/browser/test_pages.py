@@ -55,7 +55,16 @@ def test_the_audit_filter_updates_the_table_live(app, live_server, page, persona
     assert page.console_errors == []
 
 
-def test_five_wrong_passwords_show_the_lockout(live_server, page, personas):
+def test_five_wrong_passwords_lock_the_account_without_saying_which_accounts_exist(
+    live_server, page, personas
+):
     for _ in range(5):
         log_in(page, live_server, "mark@example.com", "wrong password")
-    assert "失败次数过多" in page.locator(".form-error").inner_text()
+    known = page.locator(".form-error").inner_text()
+    assert "锁定" in known
+    # Locked: even the right password is refused, with the same sentence an unknown email gets.
+    log_in(page, live_server, "mark@example.com", "correct horse battery")
+    assert page.url.endswith("/login")
+    assert page.locator(".form-error").inner_text() == known
+    log_in(page, live_server, "nobody@example.com", "wrong password")
+    assert page.locator(".form-error").inner_text() == known

@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from dashboard.audit.services import AuditFilter, filtered_events
 from dashboard.extensions import db
+from dashboard.grants.services import record_answers
 from dashboard.models import Delivery, DeliverySource, DeliveryState, WechatUser
 from dashboard.models.catalog import MessageTemplate
 from tests.sandbox_api import example_data
@@ -25,6 +26,24 @@ def shipped(app, client, auth, sandbox, catalog):
     catalog.sync()
     row = next(t for t in sandbox.templates(type_=2) if t["title"] == "订单发货提醒")
     return row, catalog.get(row["priTmplId"])
+
+
+def our_credit(app, openid: str, template_id: str) -> None:
+    """Tongzhi's ledger learns one accept (a test send spends a credit like any send)."""
+    with app.app_context():
+        user = db.session.scalar(select(WechatUser).where(WechatUser.openid == openid))
+        if user is None:
+            user = WechatUser(openid=openid)
+            db.session.add(user)
+            db.session.flush()
+        record_answers(user.id, [(template_id, "accept")], source="client")
+        db.session.commit()
+
+
+def grant_both(app, sandbox, openid: str, template_id: str) -> None:
+    """The user accepted once: WeChat (the sandbox) and Tongzhi's ledger both know it."""
+    sandbox.grant(openid, template_id)
+    our_credit(app, openid, template_id)
 
 
 def values_of(row, **overrides) -> dict[str, str]:
@@ -108,7 +127,7 @@ def test_the_footer_follows_the_language(client, shipped):
 def test_after_the_fix_the_test_send_succeeds_and_is_a_delivery(app, client, auth, shipped, sandbox):
     row, template = shipped
     openid = sandbox.openids()[0]
-    sandbox.grant(openid, template.template_id)
+    grant_both(app, sandbox, openid, template.template_id)
     fixed = client.get(
         f"/templates/{template.id}/preview",
         query_string={**values_of(row, thing2=TOO_LONG), "fix": "thing2"},
@@ -148,7 +167,7 @@ def test_after_the_fix_the_test_send_succeeds_and_is_a_delivery(app, client, aut
 def test_an_invalid_value_under_the_reject_policy_sends_nothing(app, client, shipped, sandbox):
     row, template = shipped
     openid = sandbox.openids()[0]
-    sandbox.grant(openid, template.template_id)
+    grant_both(app, sandbox, openid, template.template_id)
     form = {
         **values_of(row, thing2=TOO_LONG),
         "openid": openid,
@@ -172,7 +191,7 @@ def test_the_fix_policy_sends_the_fixed_value_by_itself(app, client, shipped, sa
         stored.keywords = [{**k, "fit": "fix"} if k["key"] == "thing2" else k for k in stored.keywords]
         db.session.commit()
     openid = sandbox.openids()[1]
-    sandbox.grant(openid, template.template_id)
+    grant_both(app, sandbox, openid, template.template_id)
     form = {
         **values_of(row, thing2=TOO_LONG),
         "openid": openid,
@@ -189,7 +208,8 @@ def test_the_fix_policy_sends_the_fixed_value_by_itself(app, client, shipped, sa
 
 def test_wechats_refusal_is_shown_and_recorded(app, client, shipped, sandbox):
     row, template = shipped
-    openid = sandbox.openids()[2]  # no grant: WeChat answers 43101
+    openid = sandbox.openids()[2]  # no grant at WeChat: it answers 43101
+    our_credit(app, openid, template.template_id)  # while our ledger believes in one
     form = {**values_of(row), "openid": openid, "miniprogram_state": "formal", "lang": "zh_CN"}
     fragment = client.post(f"/templates/{template.id}/test-send", data=form, headers=HTMX).get_data(
         as_text=True
@@ -227,7 +247,7 @@ def test_known_users_are_offered_and_user_variables_use_a_sample(app, client, sh
     assert "张三的咖啡豆" in page  # the card shows the sample
     assert "{{user.nickname}} 以示例值“张三”显示" in html.unescape(page)
     # A test send to a known user fills in their own nickname.
-    sandbox.grant(openid, template.template_id)
+    grant_both(app, sandbox, openid, template.template_id)
     form = {
         **values_of(row, thing2="{{user.nickname}}的咖啡豆"),
         "openid": openid,
@@ -239,10 +259,10 @@ def test_known_users_are_offered_and_user_variables_use_a_sample(app, client, sh
     assert message["data"]["thing2"] == {"value": "李雷的咖啡豆"}
 
 
-def test_without_htmx_a_test_send_redirects_with_the_msgid(client, shipped, sandbox):
+def test_without_htmx_a_test_send_redirects_with_the_msgid(app, client, shipped, sandbox):
     row, template = shipped
     openid = sandbox.openids()[4]
-    sandbox.grant(openid, template.template_id)
+    grant_both(app, sandbox, openid, template.template_id)
     form = {**values_of(row), "openid": openid, "miniprogram_state": "formal", "lang": "zh_CN"}
     response = client.post(f"/templates/{template.id}/test-send", data=form)
     assert response.status_code == 302

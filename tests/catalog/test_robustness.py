@@ -25,7 +25,7 @@ def template_pk(app, client, auth, sandbox, catalog):
         {"fix": "no_such_key"},
         {"fix": ""},
         {"lang": "fr_FR", "miniprogram_state": "production"},
-        {"kw_thing1": "\x00\u2028🙂" * 50},
+        {"kw_thing1": "\u2028🙂" * 50},  # a NUL in any query is a 400 (tests/test_bad_input_urls.py)
         {"page": "has spaces", "openid": "!!"},
     ],
 )

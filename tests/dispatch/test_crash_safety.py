@@ -16,13 +16,14 @@ import pytest
 import sqlalchemy as sa
 
 from dashboard.dispatch.claim import load_dispatch_state
+from dashboard.dispatch.engine import Dispatcher
 from dashboard.dispatch.finalize import reconcile_expired_leases
 from dashboard.dispatch.ledger_adapter import grants_ledger
-from dashboard.dispatch.transactions import write_transaction
+from dashboard.dispatch.write_lock import write_transaction
 from dashboard.extensions import db
 from dashboard.models import Delivery, DeliveryState, WechatUser
 from dashboard.models.grants import GrantEvent
-from tests.dispatch.helpers import final_states, prepare, states
+from tests.dispatch.helpers import balance, final_states, ledger_statuses, prepare, states
 
 ROOT = Path(__file__).resolve().parents[2]
 RECIPIENTS = 2000
@@ -31,8 +32,25 @@ KILLS = 3
 
 
 @pytest.fixture
-def sandbox_config():
-    return {"USERS": RECIPIENTS, "LATENCY_MS": 60}
+def sandbox_config(request):
+    return getattr(request, "param", {"USERS": RECIPIENTS, "LATENCY_MS": 60})
+
+
+def worker_env(database_url: str, sandbox, tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("REDIS", "TEST_DATABASE", "WECHAT_"))}
+    env.update(
+        FLASK_APP="wsgi",
+        TONGZHI_ENV="embedded",
+        SECRET_KEY="crash-test-secret-key-0123456789",
+        DATABASE_URL=database_url,
+        TONGZHI_INSTANCE_PATH=str(tmp_path / "instance"),
+        AUTO_MIGRATE="false",
+        WECHAT_APPID=sandbox.appid,
+        WECHAT_SECRET=sandbox.secret,
+        WECHAT_API_BASE=sandbox.url,
+        DISPATCH_LEASE_SECONDS=str(LEASE_SECONDS),
+    )
+    return env
 
 
 def start_workers(count: int, env: dict[str, str]) -> list[subprocess.Popen]:
@@ -65,19 +83,7 @@ def test_killed_workers_never_message_anyone_twice(app, backend, database_url, s
     openids = prepare(app, sandbox, RECIPIENTS, template)
     with app.app_context(), write_transaction(db.engine) as session:
         load_dispatch_state(session).concurrency = 16
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("REDIS", "TEST_DATABASE", "WECHAT_"))}
-    env.update(
-        FLASK_APP="wsgi",
-        TONGZHI_ENV="embedded",
-        SECRET_KEY="crash-test-secret-key-0123456789",
-        DATABASE_URL=database_url,
-        TONGZHI_INSTANCE_PATH=str(tmp_path / "instance"),
-        AUTO_MIGRATE="false",
-        WECHAT_APPID=sandbox.appid,
-        WECHAT_SECRET=sandbox.secret,
-        WECHAT_API_BASE=sandbox.url,
-        DISPATCH_LEASE_SECONDS=str(LEASE_SECONDS),
-    )
+    env = worker_env(database_url, sandbox, tmp_path)
     worker_count = 1 if backend == "sqlite" else 4
 
     # Kill every worker mid-run (once it is sending: starting takes seconds on two busy cores),
@@ -103,11 +109,21 @@ def test_killed_workers_never_message_anyone_twice(app, backend, database_url, s
             time.sleep(0.5)
     finally:
         kill(workers)
-    # Rows the killed workers held are still `sending`: the reconciler calls them unknown.
+    # Rows the killed workers held are still `sending`: the reconciler calls those they had started
+    # unknown and puts those they had only claimed ahead back in the queue, where a worker sends them.
     time.sleep(LEASE_SECONDS + 0.5)
     with app.app_context():
-        reconcile_expired_leases(db.engine, grants_ledger())
+        lost = reconcile_expired_leases(db.engine, grants_ledger())
+    dispatcher = Dispatcher(app, grants_ledger(), concurrency=16)
+    try:
+        dispatcher.drain(60)
+    finally:
+        dispatcher.close()
     assert open_rows(app) == 0, states(app)
+    # A sanity bound: each kill leaves at most two batches per worker unknown (the one whose answers
+    # were being recorded and the one in flight). tests/dispatch/test_unknowns.py shows that the batch
+    # claimed ahead goes back to the queue; bench/kills.py measures unknowns per kill.
+    assert states(app).get("unknown", 0) <= (KILLS + 1) * worker_count * 2 * 16, (states(app), lost)
 
     # The sandbox (WeChat's own books): nobody received the campaign twice.
     delivered = collections.Counter(m["openid"] for m in sandbox.messages_all() if m["errcode"] == 0)
@@ -136,3 +152,39 @@ def test_killed_workers_never_message_anyone_twice(app, backend, database_url, s
             sa.text("SELECT u.openid, b.credits FROM grant_balance b JOIN wechat_user u ON u.id = b.user_id")
         ).all()
         assert all(row.credits == 0 for row in credits) and len(credits) == len(openids)
+
+
+@pytest.mark.parametrize("sandbox_config", [{"USERS": 60, "LATENCY_MS": 400}], indirect=True)
+def test_sigterm_gives_back_what_was_not_started_and_finishes_what_was(app, database_url, sandbox, tmp_path):
+    template = sandbox.templates(2)[0]
+    openids = prepare(app, sandbox, 60, template)
+    with app.app_context(), write_transaction(db.engine) as session:
+        load_dispatch_state(session).concurrency = 4  # a batch of 4 in flight, the next 4 claimed ahead
+    [worker] = start_workers(1, worker_env(database_url, sandbox, tmp_path))
+    try:
+        deadline = time.monotonic() + 60
+        while states(app).get("sent", 0) < 8 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert states(app).get("sending", 0) > 0, states(app)
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(timeout=30) == 0
+    finally:
+        if worker.poll() is None:
+            kill([worker])
+    # No lease to wait for and no reconciler: nothing is left sending or unknown.
+    counts = states(app)
+    assert set(counts) == {"sent", "pending"} and counts["pending"] > 0, counts
+    delivered = collections.Counter(m["openid"] for m in sandbox.messages_all() if m["errcode"] == 0)
+    with app.app_context():
+        rows = db.session.execute(
+            sa.select(Delivery.id, Delivery.openid, Delivery.state, Delivery.attempts)
+        ).all()
+    # WeChat received exactly the rows we call sent, once each; no pending row ever left.
+    assert set(delivered) == {row.openid for row in rows if row.state == DeliveryState.sent}
+    assert max(delivered.values()) == 1
+    given_back = [row for row in rows if row.state == DeliveryState.pending and row.attempts > 0]
+    assert given_back, "the batch claimed ahead went back to the queue"
+    for row in given_back:
+        assert ledger_statuses(app, row.id) == ["reserved", "released"]
+        assert balance(app, row.openid, template["priTmplId"]) == (1, False)
+    assert len(openids) == len(rows)

@@ -1,16 +1,28 @@
 """The Deliveries page shows every send attempt with WeChat's answer; test sends go through send_now."""
 
 import pytest
+from sqlalchemy import select
 
 from dashboard.deliveries.services import create_delivery, send_now
 from dashboard.extensions import db
-from dashboard.models import Delivery, DeliverySource, DeliveryState
+from dashboard.models import Delivery, DeliverySource, DeliveryState, WechatUser
+from tests.dispatch.helpers import add_user, grant
 from tests.sandbox_api import example_data
 
 
 @pytest.fixture
 def config_overrides(sandbox):
     return {"WECHAT_APPID": sandbox.appid, "WECHAT_SECRET": sandbox.secret, "WECHAT_API_BASE": sandbox.url}
+
+
+def our_credits(app, openid, template, accepts=1):
+    """Tongzhi's ledger learns ``accepts`` accepts: a test send spends a credit like any send."""
+    with app.app_context():
+        user_id = db.session.scalar(select(WechatUser.id).where(WechatUser.openid == openid))
+        if user_id is None:
+            user_id = add_user(openid)
+        grant(user_id, template["priTmplId"], accepts)
+        db.session.commit()
 
 
 def send_test_message(app, sandbox, openid, template):
@@ -38,6 +50,7 @@ def openid(sandbox):
 
 def test_a_granted_test_send_is_recorded_as_sent_with_its_msgid(app, sandbox, openid, template):
     sandbox.grant(openid, template["priTmplId"])
+    our_credits(app, openid, template)
     delivery_id = send_test_message(app, sandbox, openid, template)
     with app.app_context():
         delivery = db.session.get(Delivery, delivery_id)
@@ -47,6 +60,7 @@ def test_a_granted_test_send_is_recorded_as_sent_with_its_msgid(app, sandbox, op
 
 
 def test_a_send_without_grant_is_failed_with_43101(app, sandbox, openid, template):
+    our_credits(app, openid, template)  # our ledger believes in a credit WeChat does not have
     delivery_id = send_test_message(app, sandbox, openid, template)
     with app.app_context():
         delivery = db.session.get(Delivery, delivery_id)
@@ -56,8 +70,9 @@ def test_a_send_without_grant_is_failed_with_43101(app, sandbox, openid, templat
 
 def test_the_page_lists_filters_and_details_deliveries(app, client, auth, sandbox, openid, template):
     sandbox.grant(openid, template["priTmplId"])
+    our_credits(app, openid, template, accepts=2)  # one more than WeChat holds
     sent_id = send_test_message(app, sandbox, openid, template)
-    failed_id = send_test_message(app, sandbox, openid, template)  # the one credit is used up: 43101
+    failed_id = send_test_message(app, sandbox, openid, template)  # WeChat's one credit is used up: 43101
     auth.login("viewer")
     page = client.get("/deliveries/").get_data(as_text=True)
     assert "已发送 sent 1" in page and "失败 failed 1" in page and "43101" in page

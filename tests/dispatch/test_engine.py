@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from dashboard.dispatch.claim import load_dispatch_state
 from dashboard.dispatch.finalize import reconcile_expired_leases
-from dashboard.dispatch.transactions import write_transaction
+from dashboard.dispatch.write_lock import write_transaction
 from dashboard.extensions import db
 from dashboard.models import Delivery, DeliverySource, DeliveryState, utcnow
 from tests.dispatch.helpers import add_delivery, add_user, balance, grant, ledger_statuses, prepare, states
@@ -158,7 +158,10 @@ def test_a_worker_that_died_mid_send_leaves_rows_the_reconciler_calls_unknown(
     # ...the worker is killed here, before recording anything.
     with app.app_context():
         assert (
-            reconcile_expired_leases(db.engine, dispatcher.ledger, now=utcnow() + timedelta(seconds=2)) == 3
+            reconcile_expired_leases(
+                db.engine, dispatcher.ledger, now=utcnow() + timedelta(seconds=2)
+            ).unknown
+            == 3
         )
         for delivery in db.session.scalars(sa.select(Delivery)):
             assert delivery.state == DeliveryState.unknown and delivery.reason == "lease_expired"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 
@@ -23,7 +24,15 @@ def api_key(app, runner):
 
 @pytest.fixture
 def read_key(app, runner):
-    result = runner.invoke(args=["create-api-key", "reports", "--scope", "read"])
+    """A reporting back end's key: it may read every API message, and send none."""
+    result = runner.invoke(args=["create-api-key", "reports", "--scope", "read_all"])
+    return result.output.strip().splitlines()[-1]
+
+
+@pytest.fixture
+def other_key(app, runner):
+    """A second back end's send key."""
+    result = runner.invoke(args=["create-api-key", "billing", "--scope", "send"])
     return result.output.strip().splitlines()[-1]
 
 
@@ -81,6 +90,62 @@ def test_the_same_idempotency_key_never_sends_twice(app, client, api_key, shippe
     assert len(sandbox.messages()) == 1
     other = post(client, api_key, {**body, "template": "something_else"}, "order-7")
     assert other.status_code == 409 and other.get_json()["error"]["code"] == "idempotency_conflict"
+
+
+def test_a_reused_idempotency_key_with_another_body_is_409_and_writes_nothing(
+    app, client, api_key, shipped, sandbox
+):
+    body = {"openid": shipped["openid"], "template": "order_shipped", "data": shipped["data"]}
+    first = post(client, api_key, body, "order-8")
+    assert first.status_code == 202
+    # Same user and template, other values: a different message, not a retry of the first.
+    changed = {**body, "data": {**shipped["data"], next(iter(shipped["data"])): "B99"}}
+    conflict = post(client, api_key, changed, "order-8")
+    assert conflict.status_code == 409 and conflict.get_json()["error"]["code"] == "idempotency_conflict"
+    # The same body in another key order and spacing is the same request: a replay.
+    reordered = client.post(
+        "/api/v1/messages",
+        data=json.dumps(dict(reversed(list(body.items()))), indent=2),
+        content_type="application/json",
+        headers={"Authorization": f"Bearer {api_key}", "Idempotency-Key": "order-8"},
+    )
+    assert reordered.status_code == 202 and reordered.get_json()["id"] == first.get_json()["id"]
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(Delivery)) == 1
+
+
+def test_idempotency_keys_belong_to_one_api_key(app, client, api_key, other_key, shipped):
+    """Two back ends that happen to pick the same Idempotency-Key never see each other's message."""
+    body = {"openid": shipped["openid"], "template": "order_shipped", "data": shipped["data"]}
+    mine = post(client, api_key, body, "42")
+    other_values = {**shipped["data"], next(iter(shipped["data"])): "B99"}
+    theirs = post(client, other_key, {**body, "data": other_values}, "42")
+    assert mine.status_code == theirs.status_code == 202
+    assert mine.get_json()["id"] != theirs.get_json()["id"]
+    with app.app_context():
+        owners = dict(db.session.execute(sa.select(Delivery.id, Delivery.api_key_id)).all())
+        assert owners[mine.get_json()["id"]] != owners[theirs.get_json()["id"]]
+
+
+def test_a_key_reads_only_the_messages_it_sent_unless_it_may_read_all(
+    app, client, api_key, other_key, read_key, runner, shipped
+):
+    body = {"openid": shipped["openid"], "template": "order_shipped", "data": shipped["data"]}
+    message_id = post(client, api_key, body).get_json()["id"]
+    plain_read = runner.invoke(args=["create-api-key", "plain", "--scope", "read"]).output.strip()
+    plain_read = plain_read.splitlines()[-1]
+
+    def read(key, delivery_id=message_id):
+        return client.get(f"/api/v1/messages/{delivery_id}", headers={"Authorization": f"Bearer {key}"})
+
+    assert read(api_key).status_code == 200
+    assert read(read_key).status_code == 200 and read(read_key).get_json()["id"] == message_id
+    # Another back end's key gets exactly what a message that does not exist gets: a 404, not a 403.
+    missing = read(api_key, message_id + 1000)
+    for stranger in (other_key, plain_read):
+        refused = read(stranger)
+        assert refused.status_code == missing.status_code == 404
+        assert refused.get_json() == missing.get_json()
 
 
 def test_wait_returns_the_final_state(app, client, api_key, shipped, dispatcher):

@@ -3,7 +3,7 @@
 from datetime import timedelta
 
 from dashboard.dispatch.claim import load_dispatch_state
-from dashboard.dispatch.transactions import write_transaction
+from dashboard.dispatch.write_lock import write_transaction
 from dashboard.extensions import db
 from dashboard.models import utcnow
 

@@ -6,64 +6,30 @@ import json
 import time
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from dashboard.extensions import db
 from dashboard.models import Delivery, DeliverySource, WechatUser
-from dashboard.models.grants import GrantBalance, GrantEvent, SentReport, WechatPush
+from dashboard.models.grants import GrantEvent, SentReport, WechatPush
 from dashboard.push.services import attach_sent_report
-from dashboard.sandbox.push import Event, PushSettings, build_envelope, signature
+from dashboard.sandbox.push import Event, build_envelope, signature
 from tests.api.live import AES_KEY, PUSH_TOKEN
-
-OPENID = "oPushUser0000000000000000001"
+from tests.push.helpers import APPID, OPENID, configure_for, count, credits, popup, post, push, settings
 
 
 @pytest.fixture
 def config_overrides():
     return {
-        "WECHAT_APPID": "wxpushtest00000000",
+        "WECHAT_APPID": APPID,
         "WECHAT_PUSH_TOKEN": PUSH_TOKEN,
         "WECHAT_PUSH_AES_KEY": AES_KEY,
     }
 
 
-def settings(fmt="json", mode="plaintext", token=PUSH_TOKEN, appid="wxpushtest00000000"):
-    return PushSettings(
-        url="", fmt=fmt, mode=mode, token=token, aes_key=AES_KEY, appid=appid, original_id="gh_t"
-    )
-
-
-def push(client, event, **kw):
-    envelope = build_envelope(event, settings(**kw))
-    return client.post(
-        "/wechat/push",
-        query_string=envelope.params,
-        data=envelope.body,
-        headers={"Content-Type": envelope.content_type},
-    )
-
-
-def popup(*items, when=1_790_000_000, openid=OPENID, name="subscribe_msg_popup_event"):
-    return Event(
-        name,
-        openid,
-        when,
-        [{"TemplateId": t, "SubscribeStatusString": s, "PopupScene": "0"} for t, s in items],
-    )
-
-
-def count(app, model) -> int:
-    with app.app_context():
-        return db.session.scalar(select(func.count()).select_from(model))
-
-
-def credits(app, template_id, openid=OPENID):
-    with app.app_context():
-        return db.session.scalar(
-            select(GrantBalance.credits)
-            .join(WechatUser, WechatUser.id == GrantBalance.user_id)
-            .where(WechatUser.openid == openid, GrantBalance.template_id == template_id)
-        )
+def signed_now(nonce="2"):
+    """Query parameters of a plaintext push signed just now, for bodies built by hand."""
+    timestamp = str(int(time.time()))
+    return {"timestamp": timestamp, "nonce": nonce, "signature": signature(PUSH_TOKEN, timestamp, nonce)}
 
 
 def test_url_verification_echoes_echostr_verbatim_as_plain_text(client):
@@ -121,6 +87,7 @@ def test_a_change_event_zeroes_and_the_same_one_again_does_nothing(app, client):
 def test_a_forged_or_foreign_push_gets_403_and_changes_nothing(app, client, tamper):
     event = popup(("TA", "accept"))
     mode = "secure" if tamper in ("msg_signature", "encrypt", "appid") else "plaintext"
+    configure_for(app, mode)
     envelope = build_envelope(
         event,
         settings(
@@ -147,14 +114,16 @@ def test_a_forged_or_foreign_push_gets_403_and_changes_nothing(app, client, tamp
 
 def test_without_a_push_token_configured_every_push_is_refused(app, client):
     app.config["WECHAT_PUSH_TOKEN"] = None
+    configure_for(app, "plaintext")
     envelope = build_envelope(popup(("TA", "accept")), settings())
     assert client.post("/wechat/push", query_string=envelope.params, data=envelope.body).status_code == 403
     assert count(app, GrantEvent) == 0
 
 
 def test_a_secure_push_without_an_aes_key_configured_is_refused(app, client):
-    app.config["WECHAT_PUSH_AES_KEY"] = None
-    assert push(client, popup(("TA", "accept")), mode="secure").status_code == 403
+    configure_for(app, "plaintext")  # no EncodingAESKey
+    envelope = build_envelope(popup(("TA", "accept")), settings(mode="secure"))
+    assert post(client, envelope).status_code == 403
     assert count(app, GrantEvent) == 0
 
 
@@ -170,8 +139,8 @@ def test_a_secure_push_without_an_aes_key_configured_is_refused(app, client):
     ],
 )
 def test_a_signed_but_malformed_body_is_a_400_and_changes_nothing(app, client, body):
-    params = {"timestamp": "1", "nonce": "2", "signature": signature(PUSH_TOKEN, "1", "2")}
-    response = client.post("/wechat/push", query_string=params, data=body)
+    configure_for(app, "plaintext")
+    response = client.post("/wechat/push", query_string=signed_now(), data=body)
     assert response.status_code == (200 if body == b"{}" else 400)  # {} is an event we ignore
     assert count(app, GrantEvent) == 0
 
@@ -182,9 +151,9 @@ def test_other_events_are_acknowledged_and_ignored(app, client):
     assert count(app, WechatPush) == 0
 
 
-def test_a_huge_push_is_refused(client):
-    params = {"timestamp": "1", "nonce": "2", "signature": signature(PUSH_TOKEN, "1", "2")}
-    response = client.post("/wechat/push", query_string=params, data=b"{" + b" " * 70_000 + b"}")
+def test_a_huge_push_is_refused(app, client):
+    configure_for(app, "plaintext")
+    response = client.post("/wechat/push", query_string=signed_now(), data=b"{" + b" " * 70_000 + b"}")
     assert response.status_code == 413
 
 

@@ -1,4 +1,4 @@
-"""The sandbox's own value rules (facts file §2.2), checked directly: they are the sandbox's judgement."""
+"""The sandbox's own value rules (docs/wechat-rules.md, "Keyword values"), checked directly: they are the sandbox's judgement."""
 
 from __future__ import annotations
 

@@ -280,7 +280,7 @@ def test_get_client_builds_one_client_per_app(app, wechat):
 
 class RejectFormBodies:
     """WSGI middleware in front of a sandbox: answers 47001 to form-encoded newtmpl POSTs, as an account
-    that only reads JSON would (the encoding is UNCERTAIN in the facts file)."""
+    that only reads JSON would (the encoding is disputed: docs/wechat-rules.md, "Templates")."""
 
     def __init__(self, app):
         self.app = app

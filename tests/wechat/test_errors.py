@@ -1,4 +1,4 @@
-"""The errcode → category table is the contract with the sending code (facts file §1.2-§1.4, §6.4)."""
+"""The errcode → category table is the contract with the sending code (docs/wechat-rules.md, "Error codes")."""
 
 from __future__ import annotations
 

@@ -1,8 +1,9 @@
-"""Transactional sends: one message asked for by another back end through ``POST /api/v1/messages``.
+"""Send requests: one transactional message asked for by another back end (``POST /api/v1/messages``).
 
-Checks everything that can be checked before WeChat is called (the template, every keyword value,
-the user's live grant), then writes one pending delivery and kicks a worker. The same API key and
-Idempotency-Key never make a second delivery.
+Checks everything that can be checked before WeChat is called (the body's shape, the user, the template,
+every keyword value, the user's live grant), then writes one pending delivery; the view kicks a worker.
+The same API key and Idempotency-Key never make a second delivery. It lives beside the deliveries
+service because it reads the catalog and writes deliveries; the dispatch engine only sends what is due.
 """
 
 from __future__ import annotations
@@ -15,11 +16,11 @@ from sqlalchemy.exc import IntegrityError
 
 from ..catalog.preview import build_preview
 from ..catalog.services import template_usable
-from ..deliveries.services import create_delivery
 from ..extensions import db
 from ..grants.services import has_live_grant
 from ..models import ApiKey, Delivery, DeliverySource, WechatUser
 from ..models.catalog import MessageTemplate
+from .services import create_delivery
 
 STATES = ("developer", "trial", "formal")
 LANGS = ("zh_CN", "en_US", "zh_HK", "zh_TW")
@@ -156,8 +157,14 @@ def find_existing(api_key: ApiKey, idempotency_key: str | None) -> Delivery | No
     )
 
 
-def request_send(api_key: ApiKey, body: Any, idempotency_key: str | None) -> tuple[Delivery, bool]:
+def request_send(
+    api_key: ApiKey, body: Any, idempotency_key: str | None, request_digest: str | None = None
+) -> tuple[Delivery, bool]:
     """Validate and record one transactional send; commits. Returns (delivery, created).
+
+    An earlier delivery of this API key with this Idempotency-Key is returned as it is (created False),
+    with the ``request_digest`` it was recorded with: whether the new body repeats it is the API's
+    question (``api.idempotency.is_replay``), asked the same way for both APIs.
 
     :raise SendRefused: 400/404/409/422 with a code: nothing was written and WeChat was not called.
     """
@@ -166,7 +173,7 @@ def request_send(api_key: ApiKey, body: Any, idempotency_key: str | None) -> tup
     existing = find_existing(api_key, idempotency_key)
     request = parse_request(body)
     if existing is not None:
-        return _same_request(existing, request), False
+        return existing, False
     user = _find_user(request)
     template = _find_template(request.template)
     lang = request.lang or template.lang or "zh_CN"
@@ -183,6 +190,7 @@ def request_send(api_key: ApiKey, body: Any, idempotency_key: str | None) -> tup
         lang=lang,
         api_key_id=api_key.id,
         idempotency_key=idempotency_key,
+        request_digest=request_digest,
     )
     try:
         db.session.commit()
@@ -192,24 +200,8 @@ def request_send(api_key: ApiKey, body: Any, idempotency_key: str | None) -> tup
         existing = find_existing(api_key, idempotency_key)
         if existing is None:
             raise
-        return _same_request(existing, request), False
+        return existing, False
     return delivery, True
-
-
-def _same_request(existing: Delivery, request: SendRequest) -> Delivery:
-    same_user = request.openid in (None, existing.openid)
-    same_template = (
-        request.template in (existing.template_id,) or _scene_of(existing.template_id) == request.template
-    )
-    if not (same_user and same_template):
-        raise SendRefused(
-            409, "idempotency_conflict", "This Idempotency-Key was used for a different message."
-        )
-    return existing
-
-
-def _scene_of(template_id: str) -> str | None:
-    return db.session.scalar(select(MessageTemplate.scene).where(MessageTemplate.template_id == template_id))
 
 
 def delivery_json(delivery: Delivery) -> dict[str, Any]:

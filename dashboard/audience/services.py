@@ -72,7 +72,7 @@ def search_users(q: str) -> Select[tuple[WechatUser]]:
         return query
     key, sep, value = q.partition("=")
     key, value = key.strip(), value.strip()
-    if sep and ATTRIBUTE_KEY_RE.match(key) and key not in RESERVED_COLUMNS:
+    if sep and ATTRIBUTE_KEY_RE.fullmatch(key) and key not in RESERVED_COLUMNS:
         return query.where(WechatUser.attributes[key].as_string() == value)
     if sep and key in ("nickname", "tags", "openid") and value:
         q = value
@@ -177,7 +177,7 @@ def _header_errors(header: list[str]) -> list[RowError]:
             errors.append(RowError(1, name, _("This column appears twice.")))
         elif name in REFUSED_COLUMNS:
             errors.append(RowError(1, name, _("This column comes from WeChat and cannot be imported.")))
-        elif name not in RESERVED_COLUMNS and not ATTRIBUTE_KEY_RE.match(name):
+        elif name not in RESERVED_COLUMNS and not ATTRIBUTE_KEY_RE.fullmatch(name):
             errors.append(
                 RowError(1, name, _("Attribute names use letters, digits, _ . - and at most 40 characters."))
             )
@@ -239,7 +239,7 @@ def parse_import(raw: bytes, max_rows: int = MAX_IMPORT_ROWS) -> ImportPlan:
             continue
         cells = {name: value.strip() for name, value in zip(header, values, strict=True)}
         openid = cells["openid"]
-        if not OPENID_RE.match(openid):
+        if not OPENID_RE.fullmatch(openid):
             errors.append(
                 RowError(line, "openid", _("Not an openid (letters, digits, _ and -, at most 64)."))
             )

@@ -264,7 +264,7 @@ def set_scene(template: MessageTemplate, scene: str | None) -> None:
     """
     scene = (scene or "").strip().lower() or None
     if scene is not None:
-        if not SCENE_RE.match(scene):
+        if not SCENE_RE.fullmatch(scene):
             raise CatalogError("bad_scene", "scene")
         holder = db.session.scalar(
             select(MessageTemplate).where(MessageTemplate.scene == scene, MessageTemplate.id != template.id)

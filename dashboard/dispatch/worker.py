@@ -6,6 +6,8 @@ the periodic tick (reconciler + backstop kick): the default; start the others wi
 
 from __future__ import annotations
 
+import signal
+
 import click
 from flask import current_app
 from flask.cli import with_appcontext
@@ -17,15 +19,19 @@ from flask.cli import with_appcontext
 def worker_command(periodic: bool) -> None:
     """Consume dispatch kicks and ticks until stopped.
 
-    SIGTERM (what systemd, Docker and Kubernetes send) stops gracefully: no more claims, rows claimed
-    ahead go back to the queue with their credits, the batch in flight gets its answers recorded, then
-    the process exits. A second SIGTERM, or SIGINT, stops at once (the lease and the reconciler then
-    deal with what was in flight, as after a crash).
+    SIGTERM (what systemd, Docker and Kubernetes send) and SIGINT (Ctrl-C under ``make run``) stop
+    gracefully: no more claims, rows claimed ahead go back to the queue with their credits, the batch in
+    flight gets its answers recorded, then the process exits. A second signal stops at once (the lease
+    and the reconciler then deal with what was in flight, as after a crash).
     """
     tasks = current_app.extensions["dispatch_tasks"]
     consumer = tasks.huey.create_consumer(
         workers=1, worker_type="thread", periodic=periodic, check_worker_health=True, graceful_signal="TERM"
     )
+    # Huey makes one signal graceful and the other immediate; an immediate stop on Ctrl-C would leave the
+    # batch in flight unknown for no reason, so both are graceful (huey is pinned: this is its table of
+    # (restart, graceful) per signal).
+    consumer._signal_actions[signal.SIGINT] = (False, True)
     # Huey sets this flag on the graceful signal and then waits for the running task: the dispatcher
     # watches it to stop claiming.
     current_app.extensions["dispatch_stop"] = consumer.stop_flag

@@ -34,14 +34,14 @@ class Seen(enum.Enum):
 
 def fresh_timestamp(raw: str, max_age: int, now: float) -> int | None:
     """The signed timestamp, or None when it is not a number or not within ``max_age`` seconds of now."""
-    if not TIMESTAMP_RE.match(raw):
+    if not TIMESTAMP_RE.fullmatch(raw):
         return None
     timestamp = int(raw)
     return timestamp if abs(now - timestamp) <= max_age else None
 
 
 def usable_nonce(raw: str) -> bool:
-    return bool(NONCE_RE.match(raw))
+    return bool(NONCE_RE.fullmatch(raw))
 
 
 def digest(message: bytes) -> str:

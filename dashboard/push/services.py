@@ -67,7 +67,7 @@ def handle_push(message: PushMessage, *, encrypted: bool) -> PushOutcome:
     if event not in SUBSCRIBE_EVENTS:
         return PushOutcome(event=event, ignored=True)
     openid = message.openid
-    if not OPENID_RE.match(openid):
+    if not OPENID_RE.fullmatch(openid):
         raise PushFormatError("FromUserName is not an openid")
     create_time = message.create_time
     if not 0 < create_time < LATEST_CREATE_TIME:
@@ -105,7 +105,7 @@ def handle_push(message: PushMessage, *, encrypted: bool) -> PushOutcome:
     for item in message.items:
         template_id = item.get("TemplateId", "")
         status = item.get("SubscribeStatusString", "")
-        if not TEMPLATE_ID_RE.match(template_id) or status not in PROMPT_STATUSES:
+        if not TEMPLATE_ID_RE.fullmatch(template_id) or status not in PROMPT_STATUSES:
             log.warning("push %s: skipped an item without a usable TemplateId/SubscribeStatusString", event)
             continue
         answers.append((template_id, status))
@@ -122,7 +122,7 @@ def _sent_reports(push_id: int, message: PushMessage, reported_at: datetime) -> 
     count = 0
     for item in message.items:
         msgid = item.get("MsgID", "").strip()
-        if not MSGID_RE.match(msgid):
+        if not MSGID_RE.fullmatch(msgid):
             log.warning("subscribe_msg_sent_event: skipped an item without a usable MsgID")
             continue
         try:

@@ -155,7 +155,10 @@ def test_killed_workers_never_message_anyone_twice(app, backend, database_url, s
 
 
 @pytest.mark.parametrize("sandbox_config", [{"USERS": 60, "LATENCY_MS": 400}], indirect=True)
-def test_sigterm_gives_back_what_was_not_started_and_finishes_what_was(app, database_url, sandbox, tmp_path):
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_stop_signal_gives_back_what_was_not_started_and_finishes_what_was(
+    app, database_url, sandbox, tmp_path, stop_signal
+):
     template = sandbox.templates(2)[0]
     openids = prepare(app, sandbox, 60, template)
     with app.app_context(), write_transaction(db.engine) as session:
@@ -166,7 +169,7 @@ def test_sigterm_gives_back_what_was_not_started_and_finishes_what_was(app, data
         while states(app).get("sent", 0) < 8 and time.monotonic() < deadline:
             time.sleep(0.05)
         assert states(app).get("sending", 0) > 0, states(app)
-        worker.send_signal(signal.SIGTERM)
+        worker.send_signal(stop_signal)
         assert worker.wait(timeout=30) == 0
     finally:
         if worker.poll() is None:

@@ -179,6 +179,22 @@ def test_a_signed_push_with_a_body_no_database_can_store_is_never_a_5xx(app, cli
             assert db.session.scalar(select(func.count()).select_from(WechatUser)) == 0
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        event(FromUserName=OPENID + "\n"),
+        event(List={"TemplateId": TEMPLATE + "\n", "SubscribeStatusString": "accept"}),
+    ],
+    ids=["openid", "template"],
+)
+def test_a_trailing_newline_does_not_pass_for_an_id(app, client, body):
+    """``^...$`` lets one trailing newline through ``re.match``: ids are checked whole."""
+    signed_post(client, as_json(body), secure=True)
+    with app.app_context():
+        assert db.session.scalars(select(WechatUser.openid)).all() in ([], [OPENID])
+        assert db.session.scalar(select(func.count()).select_from(GrantEvent)) == 0
+
+
 def test_a_good_push_still_counts_among_the_bad(app, client):
     """The same helper with a well-formed body is applied, so the refusals above are about the bodies."""
     response = signed_post(client, as_json(event()), secure=True)

@@ -92,7 +92,7 @@ def _configure_logging(app: Flask) -> None:
 
 
 def _init_extensions(app: Flask) -> None:
-    from . import database, i18n
+    from . import campaigns, database, i18n
     from .auth.services import load_operator
     from .dispatch import tasks as dispatch_tasks
     from .extensions import csrf, db, login_manager, migrate
@@ -106,31 +106,37 @@ def _init_extensions(app: Flask) -> None:
     login_manager.user_loader(load_operator)
     i18n.init_app(app)
     dispatch_tasks.init_app(app)
+    campaigns.init_app(app)
 
 
 def _register_blueprints(app: Flask) -> None:
+    from .api import v1_campaigns, v1_segments  # noqa: F401 (their routes join the /api/v1 blueprint)
     from .api.v1 import bp as api_v1_bp
     from .api.views import bp as mp_api_bp
     from .apikeys.views import bp as apikeys_bp
     from .audience.views import bp as audience_bp
     from .audit.views import bp as audit_bp
     from .auth.views import bp as auth_bp
+    from .campaigns.views import bp as campaigns_bp
     from .catalog.views import bp as catalog_bp
     from .deliveries.views import bp as deliveries_bp
     from .home.views import bp as home_bp
     from .operators.views import bp as operators_bp
     from .push.views import bp as push_bp
+    from .segments.views import bp as segments_bp
     from .settings.views import bp as settings_bp
 
     app.register_blueprint(auth_bp)
     app.register_blueprint(home_bp)
     app.register_blueprint(catalog_bp)
     app.register_blueprint(deliveries_bp, url_prefix="/deliveries")
+    app.register_blueprint(campaigns_bp, url_prefix="/campaigns")
     app.register_blueprint(operators_bp, url_prefix="/settings/operators")
     app.register_blueprint(audit_bp, url_prefix="/settings/audit")
     app.register_blueprint(apikeys_bp, url_prefix="/settings/api-keys")
     app.register_blueprint(settings_bp, url_prefix="/settings")
     app.register_blueprint(audience_bp, url_prefix="/users")
+    app.register_blueprint(segments_bp, url_prefix="/segments")
     app.register_blueprint(mp_api_bp, url_prefix="/api/mp")
     app.register_blueprint(api_v1_bp, url_prefix="/api/v1")
     app.register_blueprint(push_bp, url_prefix="/wechat")

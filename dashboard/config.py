@@ -235,6 +235,9 @@ def load_settings(env: Mapping[str, str], instance_path: Path) -> dict[str, Any]
         # and how many rows a worker claims at once (default: its concurrency).
         "DISPATCH_LEASE_SECONDS": env_int(env, "DISPATCH_LEASE_SECONDS", 120, minimum=1),
         "DISPATCH_BATCH_SIZE": env_int(env, "DISPATCH_BATCH_SIZE", 0, minimum=0),
+        # A running campaign pauses itself when more than this percentage of its answered sends failed
+        # (judged once 50 have an answer); 0 turns the automatic pause off.
+        "CAMPAIGN_PAUSE_FAILURE_PERCENT": env_int(env, "CAMPAIGN_PAUSE_FAILURE_PERCENT", 20, minimum=0),
         # An unknown delivery is settled by WeChat's delivery event (subscribe_msg_sent_event) for the same
         # openid and template whose CreateTime is at most this long after the attempt started.
         "SENT_EVENT_MATCH_SECONDS": env_int(env, "SENT_EVENT_MATCH_SECONDS", 300, minimum=1),
@@ -312,6 +315,7 @@ def effective_settings(config: Mapping[str, Any]) -> list[tuple[str, str]]:
         "WECHAT_TOKEN_REFRESH_MARGIN",
         "WECHAT_TOKEN_FORCE_REFRESH_MINUTES",
         "DISPATCH_LEASE_SECONDS",
+        "CAMPAIGN_PAUSE_FAILURE_PERCENT",
         "SENT_EVENT_MATCH_SECONDS",
         "AUTO_MIGRATE",
         "LOGIN_MAX_FAILURES",

@@ -10,6 +10,8 @@
  *     .then(function (result) { console.log(result.grants); });
  *   tongzhi.balances().then(function (grants) { ... });      // decide whether to ask again
  *   tongzhi.reportSettings();                                // wx.getSetting({withSubscriptions: true})
+ *   // in the onLoad(query) of every page a campaign message may open:
+ *   tongzhi.reportOpen(query);                               // counts the open if the page carries tz=
  *
  * Every function returns a Promise. The session token is kept in storage (key "tongzhi.token") and
  * renewed by logging in again when the API answers 401. A report carries an Idempotency-Key, reused
@@ -145,6 +147,19 @@
       return authed("GET", "/api/mp/grants").then(function (body) { return body.grants; });
     }
 
+    // A campaign message's page carries tz=<token>: report it, so the campaign counts the open (once,
+    // however often the page is opened). Meant as one line in onLoad(query): it never rejects. Resolves
+    // true when Tongzhi recorded the open (now or earlier), false when it did not (the token is not this
+    // user's, or the request failed after its retries), null when the query has no tz (nothing is sent).
+    function reportOpen(query) {
+      var tz = query && query.tz;
+      if (typeof tz !== "string" || tz === "") return Promise.resolve(null);
+      return authed("POST", "/api/mp/opens", { tz: tz }).then(
+        function () { return true; },
+        function () { return false; }
+      );
+    }
+
     function reportSettings() {
       return wxCall("getSetting", { withSubscriptions: true }).then(function (res) {
         return authed("POST", "/api/mp/settings", res.subscriptionsSetting || { mainSwitch: true });
@@ -156,7 +171,8 @@
       requestAndReport: requestAndReport,
       report: report,
       balances: balances,
-      reportSettings: reportSettings
+      reportSettings: reportSettings,
+      reportOpen: reportOpen
     };
   }
 

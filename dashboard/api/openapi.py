@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..deliveries.opens import OPEN_PARAM, TOKEN_RE
 from ..models.grants import PROMPT_STATUSES
 from .errors import ERROR_SCHEMA
 from .validation import (
@@ -34,7 +35,9 @@ ERROR_CODES = {
     "(`token_expired`); on login, a wrong, used or expired wx.login code (`login_code_invalid`).",
     403: "A genuine token issued for another mini-program (`token_wrong_app`); on login, a user WeChat "
     "blocks (`login_blocked`, errcode 40226).",
-    404: "The template is known neither to this user nor to the catalog (`unknown_template`).",
+    404: "The template is known neither to this user nor to the catalog (`unknown_template`); no message "
+    "of this user carries the open token, whether it exists for someone else or not at all "
+    "(`unknown_open_token`).",
     409: "The Idempotency-Key was already used with a different body (`idempotency_key_reused`).",
     413: "The body is larger than MP_MAX_BODY_BYTES (`body_too_large`).",
     422: "JSON of the wrong shape: not an object (`invalid_body`), a field of the wrong type "
@@ -188,7 +191,8 @@ def openapi_document(max_templates: int = DEFAULT_MAX_TEMPLATES) -> dict[str, An
             "version": "1",
             "description": (
                 "What the mini-program calls: log a user in, report what they answered to a "
-                "subscribe prompt, report their subscription settings, read their balances. "
+                "subscribe prompt, report their subscription settings, read their balances, report "
+                "that they opened a campaign message. "
                 'Every error is JSON `{"error": {"code", "message"}}` (a `field` names the culprit '
                 "when there is one). An unknown path under /api/mp/ answers 404 `not_found` and a wrong "
                 "method 405 `method_not_allowed`, in the same shape."
@@ -247,6 +251,19 @@ def openapi_document(max_templates: int = DEFAULT_MAX_TEMPLATES) -> dict[str, An
                         "grants": {"type": "array", "items": {"$ref": "#/components/schemas/Grant"}}
                     },
                 },
+                "Open": {
+                    "type": "object",
+                    "required": [OPEN_PARAM],
+                    "additionalProperties": False,
+                    "properties": {
+                        OPEN_PARAM: {
+                            "type": "string",
+                            "pattern": "^" + TOKEN_RE.pattern + "$",
+                            "description": "the tz value of the opened page's query, as it is",
+                        }
+                    },
+                },
+                "Opened": {"type": "object", "required": ["ok"], "properties": {"ok": {"type": "boolean"}}},
                 "SubscribeResult": _subscribe_result(statuses, max_templates),
                 "SubscriptionsSetting": settings,
                 "SubscriptionsSettingBare": settings_bare,
@@ -354,6 +371,30 @@ def openapi_document(max_templates: int = DEFAULT_MAX_TEMPLATES) -> dict[str, An
                     "requestBody": _json_body("SubscriptionsSetting"),
                     "responses": _responses(
                         _ok("What was recorded.", "Settings"), 400, 401, 403, 413, 422, 429, 503
+                    ),
+                }
+            },
+            "/api/mp/opens": {
+                "post": {
+                    "summary": "Report that the user opened a campaign message (its page's tz query value).",
+                    "description": (
+                        "Counted once: a repeated report answers the same and keeps the first open time. "
+                        "Only the message's own user counts an open; another user's token answers 404 "
+                        "like one that does not exist."
+                    ),
+                    "operationId": "reportOpen",
+                    "security": BEARER,
+                    "requestBody": _json_body("Open"),
+                    "responses": _responses(
+                        _ok("Recorded (or already recorded).", "Opened"),
+                        400,
+                        401,
+                        403,
+                        404,
+                        413,
+                        422,
+                        429,
+                        503,
                     ),
                 }
             },

@@ -27,6 +27,9 @@ def _error(description: str) -> dict[str, Any]:
 
 
 def openapi_document() -> dict[str, Any]:
+    from .v1_campaigns_openapi import campaign_paths, campaign_schemas
+    from .v1_segments_openapi import segment_paths, segment_schemas
+
     message = {"$ref": "#/components/schemas/Message"}
     return {
         "openapi": "3.1.0",
@@ -118,6 +121,8 @@ def openapi_document() -> dict[str, Any]:
                     },
                 }
             },
+            **campaign_paths(),
+            **segment_paths(),
         },
         "components": {
             "securitySchemes": {"apiKey": {"type": "http", "scheme": "bearer"}},
@@ -165,6 +170,8 @@ def openapi_document() -> dict[str, Any]:
                         "msgid": {"type": ["string", "null"]},
                     },
                 },
+                **campaign_schemas(),
+                **segment_schemas(),
                 "Error": ERROR_SCHEMA,
             },
         },

@@ -12,6 +12,7 @@ from typing import Any
 
 from flask import current_app, request
 
+from ..deliveries.opens import OPEN_PARAM, TOKEN_RE
 from ..models.grants import PROMPT_STATUSES
 from ..storable import UnstorableJson, loads_storable
 from .errors import ApiError
@@ -204,3 +205,17 @@ def parse_login(body: dict[str, Any]) -> str:
     if not isinstance(code, str) or not LOGIN_CODE_RE.fullmatch(code):
         raise ApiError(422, "invalid_field", "code must be the string wx.login returned.", field="code")
     return code
+
+
+def parse_open(body: dict[str, Any]) -> str:
+    """``{"tz": "<token>"}``: the tracking token the opened card's page carried (``tz=`` in its query)."""
+    token = body.get(OPEN_PARAM)
+    if token is None:
+        raise ApiError(
+            422, "invalid_field", "tz is missing: send the tz value of the page's query.", field=OPEN_PARAM
+        )
+    if not isinstance(token, str) or not TOKEN_RE.fullmatch(token):
+        raise ApiError(
+            422, "invalid_field", "tz must be the 16-character token of the page's query.", field=OPEN_PARAM
+        )
+    return token

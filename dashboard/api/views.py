@@ -11,6 +11,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, current_app, g, jsonify, request
 
 from ..access import public
+from ..deliveries import opens
 from ..extensions import csrf, db
 from ..grants import services as grants
 from ..models import WechatUser
@@ -23,6 +24,7 @@ from .validation import (
     idempotency_key,
     parse_grant_report,
     parse_login,
+    parse_open,
     parse_settings,
     read_json_object,
 )
@@ -130,6 +132,24 @@ def report_settings() -> Response:
     services.report_settings(user, settings)
     db.session.commit()
     return jsonify(main_switch=user.main_switch, item_settings=user.item_settings or {})
+
+
+@bp.post("/opens")
+@public
+def report_open() -> Response:
+    """The user opened a campaign message's card: its page carried ``tz=<token>``. Counted once.
+
+    A token of another user's delivery is answered exactly like one that does not exist (404), so a
+    session cannot learn which tokens are real.
+    """
+    user = current_mp_user()
+    token = parse_open(read_json_object())
+    if not opens.record_open(user.id, token):
+        raise ApiError(404, "unknown_open_token", "No message of this user carries this tz.", field="tz")
+    db.session.commit()
+    response = jsonify(ok=True)
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 @bp.get("/openapi.json")

@@ -15,6 +15,9 @@ class ApiKeyCreateForm(FlaskForm):
             SelectChoice(
                 "read_all", _l("read_all: read every message sent through the API, whichever key sent it")
             ),
+            SelectChoice(
+                "campaigns", _l("campaigns: build segments and compose, launch and control campaigns")
+            ),
         ],
         default=["send"],
         widget=ListWidget(prefix_label=False),

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from ..models import Delivery, DeliveryState, DispatchState, utcnow
 from ..models.dispatch import DISPATCH_STATE_ID
+from .campaign_gate import load_gate, not_held
 from .credits import reserve_or_skip
 from .ledger import CreditLedger, ReservationRequest
 from .write_lock import write_transaction
@@ -116,6 +117,9 @@ def claim_due(
         if budget == 0:
             return ClaimBatch([], rate_limited=True)
         in_flight = sa.select(t.openid).where(t.state == DeliveryState.sending.value)
+        # Rows of campaigns paused, cancelled or in quiet hours are held; some campaigns have their own rate.
+        gate = load_gate(session, now)
+        runnable = not_held(t.campaign_id, gate)
         columns = (
             t.id,
             t.attempts,
@@ -127,12 +131,13 @@ def claim_due(
             t.lang,
             t.user_id,
             t.source,
+            t.campaign_id,
         )
 
         def due(*conditions):
             return (
                 sa.select(*columns)
-                .where(*conditions, t.openid.not_in(in_flight))
+                .where(*conditions, runnable, t.openid.not_in(in_flight))
                 .order_by(t.id)
                 .limit(budget + budget // 4 + 1)  # a few may share an openid; those wait a round
                 .with_for_update(skip_locked=True, of=Delivery.__table__)
@@ -149,14 +154,15 @@ def claim_due(
         candidates.sort(key=lambda row: row.id)
         rows, seen = [], set()
         for row in candidates:
-            if row.openid not in seen:
+            if row.openid not in seen and gate.admits(row.campaign_id):
                 seen.add(row.openid)
                 rows.append(row)
                 if len(rows) == budget:
                     break
         state.tokens += budget - len(rows)  # give back what we could not use
+        gate.spend(session, now)
         if not rows:
-            return ClaimBatch([])
+            return ClaimBatch([], rate_limited=gate.rate_held)
         # The rows the ledger refuses are skipped here, the same way a test send is (``credits``).
         skipped = reserve_or_skip(
             session,

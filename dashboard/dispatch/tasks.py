@@ -88,10 +88,24 @@ def _dispatcher(app: Flask):
 
 
 def _drain(app: Flask) -> int:
+    _run_hooks(app)
     dispatcher = _dispatcher(app)
     sent = dispatcher.drain(DRAIN_SECONDS)
     _schedule_wake_up(app)
     return sent
+
+
+def _run_hooks(app: Flask) -> None:
+    """Work other packages do before each drain (campaigns: scheduled starts, automatic pauses, completion),
+    registered in ``app.extensions["dispatch_hooks"]``; one failing does not stop the sending."""
+    for hook in app.extensions.get("dispatch_hooks", ()):
+        try:
+            hook()
+        except Exception:
+            from ..extensions import db
+
+            db.session.rollback()
+            log.exception("a dispatch hook failed; sending goes on")
 
 
 def _schedule_wake_up(app: Flask) -> None:

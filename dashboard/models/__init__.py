@@ -13,6 +13,7 @@ from .delivery import Delivery, DeliveryAttempt, DeliverySource, DeliveryState
 from .dispatch import DispatchState
 from .operator import Operator, Role
 from .push_nonce import PushNonce
+from .segment import Segment
 from .types import UTCDateTime, utcnow
 from .wechat import AccessTokenCache
 
@@ -31,6 +32,7 @@ __all__ = [
     "Operator",
     "PushNonce",
     "Role",
+    "Segment",
     "UTCDateTime",
     "WechatUser",
     "utcnow",

@@ -58,6 +58,8 @@ class Delivery(db.Model):
         Index("ix_delivery_due", "state", "not_before"),
         Index("ix_delivery_state_id", "state", "id"),
         Index("ix_delivery_created_at", "created_at"),
+        # A campaign's open count is read from the index alone.
+        Index("ix_delivery_campaign_opened", "campaign_id", "opened_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -100,6 +102,10 @@ class Delivery(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Campaign deliveries only: the random token appended to `page` as tz=<token>, and when the
+    # mini-program first reported the card opened with it (dashboard/deliveries/opens.py).
+    open_token: Mapped[str | None] = mapped_column(String(32), unique=True)
+    opened_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     history: Mapped[list[DeliveryAttempt]] = relationship(
         back_populates="delivery", order_by="DeliveryAttempt.number", cascade="all, delete-orphan"

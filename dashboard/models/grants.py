@@ -137,7 +137,12 @@ class GrantBalance(db.Model):
     """A user's standing with one template: one-time ``credits``, or long-term ``active``."""
 
     __tablename__ = "grant_balance"
-    __table_args__ = (UniqueConstraint("user_id", "template_id", name="uq_grant_balance_user_template"),)
+    __table_args__ = (
+        UniqueConstraint("user_id", "template_id", name="uq_grant_balance_user_template"),
+        # Covers a segment's grant condition (dashboard.audience.segments): who holds a live grant of one
+        # template is read from the index alone (migration 0013).
+        Index("ix_grant_balance_template_live", "template_id", "user_id", "kind", "credits", "active"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("wechat_user.id", ondelete="CASCADE"))

@@ -1,10 +1,12 @@
 // Drives static/tongzhi-mp.js under Node with a stand-in `wx` whose calls go over real HTTP:
 // wx.login and wx.requestSubscribeMessage to the WeChat sandbox, wx.request to Tongzhi.
-// Prints one JSON line with what each helper call resolved to.
+// Prints one JSON line with what each helper call resolved to. An optional fifth argument is a JSON list of
+// onLoad queries, each handed to reportOpen in turn.
 "use strict";
 const path = require("path");
-const [tongzhi, sandbox, openid, answersJson] = process.argv.slice(2);
+const [tongzhi, sandbox, openid, answersJson, opensJson] = process.argv.slice(2);
 const answers = JSON.parse(answersJson);
+const openQueries = JSON.parse(opensJson || "[]");
 const storage = {};
 const requests = [];
 
@@ -24,7 +26,7 @@ const wx = {
   },
   getSetting: ({ success }) => success({ subscriptionsSetting: { mainSwitch: true, itemSettings: {} } }),
   request: ({ url, method, data, header, success, fail }) => {
-    requests.push({ method, url: url.replace(tongzhi, ""), idempotencyKey: header["Idempotency-Key"] || null });
+    requests.push({ method, url: url.replace(tongzhi, ""), idempotencyKey: header["Idempotency-Key"] || null, data: data === undefined ? null : data });
     const init = { method, headers: { ...header } };
     if (method !== "GET" && data !== undefined) {
       init.body = JSON.stringify(data);
@@ -41,6 +43,8 @@ const wx = {
   out.reported = await helper.requestAndReport(Object.keys(answers), { scene: "order_paid", page: "pages/order/detail" });
   out.balances = await helper.balances();
   out.settings = await helper.reportSettings();
+  out.opens = [];
+  for (const query of openQueries) out.opens.push(await helper.reportOpen(query));
   storage["tongzhi.token"] = "forged";
   const relogin = require(path.resolve(__dirname, "../../static/tongzhi-mp.js")).create({ baseUrl: tongzhi, wx });
   out.afterForgedToken = await relogin.balances();

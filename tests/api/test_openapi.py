@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
 from dashboard.api import services as api_services
@@ -52,9 +53,13 @@ def make_request(app, client, sandbox, monkeypatch, path, method, status):
         body = {**OK, T1: "accept"}
     elif path == "/api/mp/settings":
         body = {"mainSwitch": True}
+    elif path == "/api/mp/opens":
+        body = {"tz": "NoSuchOpenToken0"}
     data = None
     if status == 200 and path == "/api/mp/grants/{template_id}":
         client.post("/api/mp/grants", json={**OK, T1: "accept"}, headers=headers)
+    elif status == 200 and path == "/api/mp/opens":
+        body = {"tz": _open_token_of(app, sandbox.openids()[0])}
     elif status == 400:
         data, body = b"{not json", None
     elif status == 401:
@@ -90,9 +95,34 @@ def make_request(app, client, sandbox, monkeypatch, path, method, status):
             monkeypatch.setattr("dashboard.grants.services.balances_for", _raise_operational, raising=True)
             monkeypatch.setattr(api_services, "balance_for_template", _raise_operational)
             monkeypatch.setattr(api_services, "report_settings", _raise_operational)
+            monkeypatch.setattr("dashboard.deliveries.opens.record_open", _raise_operational)
     if data is not None:
         return client.open(url, method=method, headers=headers, data=data, content_type="application/json")
     return client.open(url, method=method, headers=headers, json=body)
+
+
+def _open_token_of(app, openid: str) -> str:
+    """A campaign delivery to ``openid`` (logged in already), with its open token."""
+    from dashboard.deliveries.opens import new_open_token
+    from dashboard.extensions import db
+    from dashboard.models import Delivery, DeliverySource, WechatUser
+
+    with app.app_context():
+        user = db.session.scalar(select(WechatUser).where(WechatUser.openid == openid))
+        token = new_open_token()
+        db.session.add(
+            Delivery(
+                source=DeliverySource.campaign,
+                campaign_id=1,
+                user_id=user.id,
+                openid=openid,
+                template_id=T1,
+                data={},
+                open_token=token,
+            )
+        )
+        db.session.commit()
+    return token
 
 
 class _Blocked:
@@ -116,6 +146,7 @@ DOC_CASES = [
             ("/api/mp/grants", "POST"): {200, 400, 401, 403, 409, 413, 422, 429, 503},
             ("/api/mp/grants/{template_id}", "GET"): {200, 401, 403, 404, 413, 429, 503},
             ("/api/mp/settings", "POST"): {200, 400, 401, 403, 413, 422, 429, 503},
+            ("/api/mp/opens", "POST"): {200, 400, 401, 403, 404, 413, 422, 429, 503},
             ("/api/mp/openapi.json", "GET"): {200, 413, 429},
         }.items()
     )

@@ -42,6 +42,8 @@ ACCEPTED = {
     "/api/mp/grants": {200, 409},  # an Idempotency-Key an earlier example used with another body
     "/messages": {200, 202, 404, 409},
     "/messages/{id}": {200, 404},
+    "/campaigns": {201, 404},  # no template or segment with the generated ids
+    "/segments": {201, 409},  # 409: an earlier example took the name
 }
 DEFAULT_ACCEPTED = {200, 404}
 
@@ -96,7 +98,9 @@ def run_document(app, document, mode, headers, skip=()) -> dict:
 
 @pytest.fixture
 def api_key(app, runner):
-    result = runner.invoke(args=["create-api-key", "contract", "--scope", "send", "--scope", "read"])
+    result = runner.invoke(
+        args=["create-api-key", "contract", "--scope", "send", "--scope", "read", "--scope", "campaigns"]
+    )
     return result.output.strip().splitlines()[-1]
 
 

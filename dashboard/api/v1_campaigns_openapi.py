@@ -1,0 +1,182 @@
+"""The campaign part of the ``/api/v1`` OpenAPI document (``v1_openapi.openapi_document`` merges it in).
+
+What the schemas allow is what ``api.v1_campaigns.parse_body`` takes (tests/api/test_schemathesis.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..deliveries.opens import CAMPAIGN_PAGE_MAX_LENGTH
+from ..storable import DB_INT_MAX
+from .v1_campaigns import MAX_RATE, NAME_MAX, VALUE_MAX
+from .v1_openapi import NO_NUL, _error, _text
+from .validation import TEMPLATE_ID_RE
+
+CAMPAIGN = {"$ref": "#/components/schemas/Campaign"}
+CLOCK = {"type": "string", "pattern": "^([01][0-9]|2[0-3]):[0-5][0-9]$"}
+ID_PARAMETER = {
+    "name": "id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "integer", "minimum": 1, "maximum": DB_INT_MAX},
+}
+AUTH_ERRORS = {
+    # Any request whose URL holds a NUL or a number too large to store (dashboard/storable.py).
+    "400": _error("The request holds a NUL character or a number too large to store"),
+    "401": _error("Missing, unknown or revoked API key"),
+    "403": _error("The key lacks the campaigns scope"),
+}
+
+
+def _answer(description: str, status: str = "200") -> dict[str, Any]:
+    return {status: {"description": description, "content": {"application/json": {"schema": CAMPAIGN}}}}
+
+
+def _move(summary: str, description: str) -> dict[str, Any]:
+    return {
+        "post": {
+            "summary": summary,
+            "description": description,
+            "parameters": [ID_PARAMETER],
+            "responses": {
+                **_answer("The campaign in its new state"),
+                **AUTH_ERRORS,
+                "404": _error("No campaign has this id"),
+                "409": _error(
+                    "invalid_state: the state machine forbids this move from the campaign's state (the "
+                    "message says why); or the template or segment cannot be used now"
+                ),
+                "422": _error("A keyword value of the campaign breaks its rule (the template changed)"),
+            },
+        }
+    }
+
+
+def campaign_paths() -> dict[str, Any]:
+    return {
+        "/campaigns": {
+            "post": {
+                "summary": "Compose a campaign (state draft)",
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {"schema": {"$ref": "#/components/schemas/CampaignRequest"}}
+                    },
+                },
+                "responses": {
+                    **_answer("The new campaign, in state draft", "201"),
+                    **AUTH_ERRORS,
+                    "400": _error("The body is not JSON, or holds a NUL or a number too large to store"),
+                    "404": _error("No registered template or no segment has this id"),
+                    "413": _error("The body is larger than 64 KiB"),
+                    "422": _error(
+                        "A field is malformed, or a keyword value can never pass its rule (field names it)"
+                    ),
+                },
+            }
+        },
+        "/campaigns/{id}": {
+            "get": {
+                "summary": "A campaign's state and counts",
+                "parameters": [ID_PARAMETER],
+                "responses": {
+                    **_answer("The campaign"),
+                    **AUTH_ERRORS,
+                    "404": _error("No campaign has this id"),
+                },
+            }
+        },
+        "/campaigns/{id}/launch": _move(
+            "Launch a draft",
+            "Recipients are fixed now (state running), or when scheduled_at comes (state scheduled). "
+            "Launching twice starts one run: the second is 409 invalid_state.",
+        ),
+        "/campaigns/{id}/pause": _move("Pause a running campaign", "What is in flight finishes."),
+        "/campaigns/{id}/resume": _move("Resume a paused campaign", "Sending goes on where it stopped."),
+        "/campaigns/{id}/cancel": _move(
+            "Cancel a campaign",
+            "Recipients not yet sent to are skipped (reason cancelled); what is in flight finishes.",
+        ),
+    }
+
+
+def campaign_schemas() -> dict[str, Any]:
+    count = {"type": "integer", "minimum": 0}
+    return {
+        "CampaignRequest": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["name", "template_id", "segment_id"],
+            "properties": {
+                "name": _text(NAME_MAX),
+                "template_id": {"type": "string", "pattern": TEMPLATE_ID_RE.pattern},
+                "segment_id": {"type": "integer", "minimum": 1, "maximum": DB_INT_MAX},
+                "data": {
+                    "type": "object",
+                    "description": (
+                        "Per keyword: fixed text, or text with user variables ({{user.nickname}}, "
+                        "{{user.openid}}, {{user.unionid}}, {{user.attributes.<key>}}) and a fallback sent "
+                        "when one is empty. A keyword left out takes the template's default."
+                    ),
+                    "propertyNames": {"pattern": NO_NUL},
+                    "additionalProperties": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "required": ["value"],
+                        "properties": {
+                            "value": {"type": "string", "maxLength": VALUE_MAX, "pattern": NO_NUL},
+                            "fallback": {"type": "string", "maxLength": VALUE_MAX, "pattern": NO_NUL},
+                        },
+                    },
+                },
+                "page": _text(CAMPAIGN_PAGE_MAX_LENGTH),
+                "miniprogram_state": {"type": "string", "enum": ["developer", "trial", "formal"]},
+                "lang": {"type": "string", "enum": ["zh_CN", "en_US", "zh_HK", "zh_TW"]},
+                "scheduled_at": {
+                    "type": "string",
+                    "format": "date-time",
+                    "description": "ISO 8601 with its offset; launching before it schedules the campaign",
+                },
+                "rate_per_second": {
+                    "type": "integer",
+                    "minimum": 1,
+                    "maximum": MAX_RATE,
+                    "description": "At most this many sends a second for this campaign (the global limit still applies)",
+                },
+                "quiet_hours": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "description": "Local times (the operator's TIMEZONE) between which nothing is sent; default 21:00-08:00; the same start and end: none",
+                    "properties": {"start": CLOCK, "end": CLOCK},
+                },
+            },
+        },
+        "Campaign": {
+            "type": "object",
+            "required": ["id", "state", "pause_reason", "counts"],
+            "properties": {
+                "id": {"type": "integer"},
+                "name": {"type": "string"},
+                "state": {
+                    "type": "string",
+                    "enum": ["draft", "scheduled", "running", "paused", "completed", "cancelled"],
+                },
+                "pause_reason": {"type": ["string", "null"]},
+                "template_id": {"type": "string"},
+                "segment_id": {"type": ["integer", "null"]},
+                "scheduled_at": {"type": ["string", "null"]},
+                "started_at": {"type": ["string", "null"]},
+                "finished_at": {"type": ["string", "null"]},
+                "rate_per_second": {"type": ["integer", "null"]},
+                "counts": {
+                    "type": "object",
+                    "description": "recipients = pending + sent + failed + skipped + unknown; opens on top",
+                    "required": ["recipients", "pending", "sent", "failed", "skipped", "unknown", "opens"],
+                    "properties": {
+                        name: count
+                        for name in ("recipients", "pending", "sent", "failed", "skipped", "unknown", "opens")
+                    },
+                },
+            },
+        },
+    }

@@ -1,0 +1,133 @@
+"""A campaign's keyword values: where each comes from, and its value for one user.
+
+Per keyword the campaign stores ``{"value": "...", "fallback": "..."}``: fixed text, or text with user
+variables (``{{user.nickname}}``, ``{{user.openid}}``, ``{{user.unionid}}``, ``{{user.attributes.city}}``);
+when a variable a value uses is empty for a user, the fallback is sent instead. A keyword left out takes
+the template's default. Each filled value is checked against its keyword's rule, and the template's fit
+policy decides: ``fix`` sends the suggested fix, ``reject`` refuses that user's send.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ..models.catalog import FitPolicy
+from ..wechat.keywords import suggest_fix, validate_value
+
+VARIABLE_RE = re.compile(r"\{\{\s*user\.([A-Za-z_][A-Za-z0-9_]*(?:\.[^{}\s]+)?)\s*\}\}")
+USER_FIELDS = ("nickname", "openid", "unionid")
+
+
+class BadValue(ValueError):
+    """A keyword's source is malformed or can never pass its rule: ``key`` names it."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(message)
+        self.key, self.message = key, message
+
+
+@dataclass(frozen=True)
+class KeywordSource:
+    key: str
+    type: str
+    value: str
+    fallback: str | None
+    enums: tuple[str, ...]
+    fit: str
+
+    @property
+    def variables(self) -> list[str]:
+        return VARIABLE_RE.findall(self.value)
+
+
+def variable_known(name: str) -> bool:
+    return name in USER_FIELDS or (name.startswith("attributes.") and len(name) > len("attributes."))
+
+
+def parse_sources(specs: list[Mapping[str, Any]], data: Any) -> list[KeywordSource]:
+    """The campaign's ``data`` read against the template's keyword specs.
+
+    :raise BadValue: an unknown keyword, a malformed entry, an unknown variable, or a value (or
+        fallback) without variables that breaks its rule under a ``reject`` policy.
+    """
+    if not isinstance(data, Mapping):
+        raise BadValue("data", "data must be an object of keywords.")
+    keys = {spec["key"] for spec in specs}
+    for key in data:
+        if key not in keys:
+            raise BadValue(str(key), f"{key}: the template has no such keyword.")
+    sources = []
+    for spec in specs:
+        key = spec["key"]
+        entry = data.get(key)
+        if entry is None:
+            entry = {"value": spec.get("default") or ""}
+        if not isinstance(entry, Mapping) or not isinstance(entry.get("value"), str):
+            raise BadValue(key, f"{key}: give an object with a string value.")
+        fallback = entry.get("fallback")
+        if fallback is not None and not isinstance(fallback, str):
+            raise BadValue(key, f"{key}: the fallback must be a string.")
+        extra = set(entry) - {"value", "fallback"}
+        if extra:
+            raise BadValue(key, f"{key}: unknown field {sorted(extra)[0]!r}.")
+        source = KeywordSource(
+            key,
+            spec["type"],
+            entry["value"],
+            fallback,
+            tuple(spec.get("enum_values") or ()),
+            spec.get("fit") or FitPolicy.reject.value,
+        )
+        for name in source.variables:
+            if not variable_known(name):
+                raise BadValue(key, f"{key}: there is no user variable {{{{user.{name}}}}}.")
+        # Text that is the same for every user can be judged now: a value without variables, and the
+        # fallback of one with them.
+        fixed = source.value if not source.variables else source.fallback
+        if fixed is not None and finish(source, fixed) is None:
+            raise BadValue(key, f"{key}: {fixed!r} breaks the rule of a {source.type} keyword.")
+        sources.append(source)
+    return sources
+
+
+def finish(source: KeywordSource, text: str) -> str | None:
+    """``text`` as it would be sent for this keyword, or None when its rule refuses it."""
+    violations = validate_value(source.key, text, list(source.enums), type_name=source.type)
+    if not any(v.is_error for v in violations):
+        return text
+    if source.fit == FitPolicy.fix.value:
+        return suggest_fix(source.key, text, list(source.enums), type_name=source.type)
+    return None
+
+
+def user_value(name: str, user: Mapping[str, Any]) -> str:
+    if name.startswith("attributes."):
+        value = (user.get("attributes") or {}).get(name[len("attributes.") :])
+    else:
+        value = user.get(name)
+    return "" if value is None else str(value).strip()
+
+
+def fill(sources: list[KeywordSource], user: Mapping[str, Any]) -> dict[str, str] | str:
+    """The data sent to ``user``, or the key of the first keyword whose value its rule refuses."""
+    data: dict[str, str] = {}
+    for source in sources:
+        text = source.value
+        if source.variables:
+            found = {name: user_value(name, user) for name in source.variables}
+            if any(not v for v in found.values()) and source.fallback is not None:
+                text = source.fallback
+            else:
+                text = VARIABLE_RE.sub(lambda m, found=found: found[m.group(1)], text)
+        sent = finish(source, text)
+        if sent is None:
+            return source.key
+        data[source.key] = sent
+    return data
+
+
+def constant(sources: list[KeywordSource]) -> bool:
+    return not any(source.variables for source in sources)

@@ -1,0 +1,81 @@
+"""Campaigns: one notice on one template to the users of one segment, sent by the dispatch engine.
+
+A campaign's recipients are fixed when it starts: its delivery rows (``source = campaign``) are the
+snapshot, and from then on the engine's claim sends them like any other delivery. Which moves between
+states are allowed is decided in one place, ``dashboard/campaigns/states.py``.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime, time
+from typing import Any
+
+from sqlalchemy import JSON, Enum, Float, ForeignKey, Index, String, Time
+from sqlalchemy.orm import Mapped, mapped_column
+
+from ..extensions import db
+from .types import UTCDateTime, utcnow
+
+
+class CampaignState(enum.StrEnum):
+    draft = "draft"
+    scheduled = "scheduled"
+    running = "running"
+    paused = "paused"
+    completed = "completed"
+    cancelled = "cancelled"
+
+
+DEFAULT_QUIET_START = time(21, 0)
+DEFAULT_QUIET_END = time(8, 0)
+
+
+class Campaign(db.Model):
+    __tablename__ = "campaign"
+    __table_args__ = (Index("ix_campaign_state", "state"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(120))
+    # WeChat's template id (priTmplId), as deliveries carry it.
+    template_id: Mapped[str] = mapped_column(String(64))
+    segment_id: Mapped[int | None] = mapped_column(ForeignKey("segment.id", ondelete="SET NULL"))
+    # Per keyword where its value comes from: {"thing2": {"value": "text or {{user.nickname}}",
+    # "fallback": "used when a user variable is empty"}}; a keyword left out takes the template default.
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    page: Mapped[str | None] = mapped_column(String(512))
+    miniprogram_state: Mapped[str] = mapped_column(String(16), default="formal")
+    lang: Mapped[str] = mapped_column(String(8), default="zh_CN")
+
+    state: Mapped[CampaignState] = mapped_column(
+        Enum(CampaignState, native_enum=False, length=16, validate_strings=True), default=CampaignState.draft
+    )
+    # Why a campaign is paused, in our words (an operator, the failure rate, WeChat's daily quota).
+    pause_reason: Mapped[str] = mapped_column(String(200), default="")
+    scheduled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    # Quiet hours, local times in ``timezone`` (the operator's zone when composed): no send starts between
+    # quiet_start and quiet_end (the window may span midnight). Both NULL: no quiet hours.
+    quiet_start: Mapped[time | None] = mapped_column(Time)
+    quiet_end: Mapped[time | None] = mapped_column(Time)
+    timezone: Mapped[str] = mapped_column(String(64), default="Asia/Shanghai")
+
+    # At most this many sends per second for this campaign (under the global limit); NULL: no own limit.
+    # The campaign's own token bucket, refilled and spent by the claim under the dispatch-state lock.
+    rate_per_second: Mapped[int | None] = mapped_column()
+    rate_tokens: Mapped[float] = mapped_column(Float, default=0.0)
+    rate_tokens_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    recipients: Mapped[int] = mapped_column(default=0)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("operator.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    @property
+    def has_quiet_hours(self) -> bool:
+        return self.quiet_start is not None and self.quiet_end is not None
+
+    def __repr__(self) -> str:
+        return f"<Campaign {self.id} {self.name!r} {self.state}>"

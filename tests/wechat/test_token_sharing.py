@@ -13,10 +13,12 @@ import os
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from dashboard.sandbox import tokens as sandbox_tokens
 from tests.conftest import base_config
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -142,22 +144,57 @@ def test_eight_processes_hammering_the_token_service_cause_one_wechat_call(
     assert all(r["calls"] == 20 and not r["errors"] for r in reports)
 
 
+@dataclass(frozen=True)
+class StableCall:
+    """One normal-mode ``stable_token`` call as the sandbox answered it."""
+
+    rotated: bool  # the sandbox issued a new token for this call
+    remaining: float  # seconds the returned token had left
+
+
+def record_stable_calls(sandbox, monkeypatch) -> list[StableCall]:
+    """Note every stable_token call the sandbox (running in this process) answers; observation only."""
+    state = sandbox.server.state
+    original = sandbox_tokens.stable_token
+    calls: list[StableCall] = []
+
+    def recorded(state_, force_refresh):
+        with state.lock:  # re-entrant: the fetch counter cannot move under us between before and after
+            before = state.token_fetches["stable"]
+            result = original(state_, force_refresh)
+            if not isinstance(result, int):
+                record, _ = result
+                rotated = state.token_fetches["stable"] > before
+                calls.append(StableCall(rotated, record.expires_at - state.now()))
+            return result
+
+    monkeypatch.setattr(sandbox_tokens, "stable_token", recorded)
+    return calls
+
+
 def test_with_a_short_token_lifetime_there_is_one_fetch_per_expiry_period(
-    store, database_url, request, shared_redis, tmp_path
+    store, database_url, request, shared_redis, tmp_path, monkeypatch
 ):
     sandbox = request.getfixturevalue("sandbox")
     ttl = 1.0
     sandbox.server.state.config["TOKEN_TTL"] = ttl
-    # Our margin (20 ms) is inside the sandbox's renewal window (TTL/24 ≈ 42 ms), so every refresh renews.
+    calls = record_stable_calls(sandbox, monkeypatch)
+    # Our margin (20 ms) is inside the sandbox's renewal window (TTL/24 ≈ 42 ms), so a refresh normally renews.
     config = worker_config(database_url, sandbox, shared_redis, tmp_path, WECHAT_TOKEN_REFRESH_MARGIN=0.02)
     # Four processes are enough to contend for each renewal and keep the run short on a small machine.
     reports = run_workers(tmp_path, config, workers=4, seconds=2.5, use_every=50)
-    calls, fetches = sandbox.stable_calls(), sandbox.stable_fetches()
-    assert calls == fetches, "no call was wasted on a token someone else had already renewed"
+    fetches = sandbox.stable_fetches()
+    assert len(calls) == sandbox.stable_calls() and sum(c.rotated for c in calls) == fetches
+    # A process that asks after another one renewed gets that fresh token back, with most of its life left.
+    # A call may legitimately get the old token in its last moments instead: on a loaded machine our expiry
+    # estimate (counted from before the request) can run ahead of the sandbox's by more than its renewal
+    # window, and with a 1 s lifetime expires_in then truncates to 0, so it is asked again until it renews.
+    wasted = [c for c in calls if not c.rotated and c.remaining > ttl / 2]
+    assert not wasted, ("no call was wasted on a token someone else had already renewed", wasted)
     # Tokens were needed from the first loop's start to the last loop's end.
     elapsed = max(r["ended"] for r in reports) - min(r["started"] for r in reports)
     periods = math.ceil(elapsed / ttl)
-    assert periods - 1 <= calls <= periods + 1, (calls, elapsed)
+    assert periods - 1 <= fetches <= periods + 1, (fetches, len(calls), elapsed)
     assert all(not r["errors"] for r in reports), reports
     # Every process moved through the same tokens in the same order.
     longest = max((r["tokens"] for r in reports), key=len)

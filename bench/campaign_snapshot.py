@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from segments import make_app, seed_postgres, seed_sqlite  # noqa: E402 (bench/ on the path first)
+from segments import make_app, seed_database  # noqa: E402 (bench/ on the path first)
 
 TEMPLATE_ID = "TMPL_bench_snap"
 CONTENT = "活动：{{thing1.DATA}}\n收件人：{{thing2.DATA}}"
@@ -125,9 +125,6 @@ def main() -> int:
     if not 5 <= args.snapshot <= args.users:
         parser.error("--snapshot must be between 5 and --users")
 
-    import sqlalchemy as sa
-    from flask_migrate import upgrade
-
     from dashboard.extensions import db
 
     print("$", " ".join([Path(sys.executable).name, *sys.argv]))
@@ -136,16 +133,8 @@ def main() -> int:
         url = args.database_url or f"sqlite:///{instance / 'snapshot.db'}"
         app = make_app(url, instance)
         with app.app_context():
-            if not url.startswith("sqlite"):
-                db.session.execute(sa.text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
-                db.session.commit()
-            upgrade(revision="heads")
             started = time.perf_counter()
-            if url.startswith("sqlite"):
-                db.engine.dispose()
-                seed_sqlite(url.removeprefix("sqlite:///"), args.users, args.balances)
-            else:
-                seed_postgres(db.engine, args.users, args.balances)
+            seed_database(db, url, args.users, args.balances)
             full, fifth = prepare(db, args.snapshot)
             print(
                 f"seeded {args.users:,} users, {args.balances:,} balances and a {args.snapshot:,}-user "

@@ -206,6 +206,22 @@ def figures(times: list[float]) -> str:
     return f"min {min(times):.0f} ms, median {statistics.median(times):.0f} ms, max {max(times):.0f} ms"
 
 
+def seed_database(db, url: str, users: int, balances: int) -> None:
+    """A fresh schema at the migrations' head, then the seeded users and balances (inside an app context)."""
+    import sqlalchemy as sa
+    from flask_migrate import upgrade
+
+    if not url.startswith("sqlite"):
+        db.session.execute(sa.text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+        db.session.commit()
+    upgrade(revision="heads")
+    if url.startswith("sqlite"):
+        db.engine.dispose()
+        seed_sqlite(url.removeprefix("sqlite:///"), users, balances)
+    else:
+        seed_postgres(db.engine, users, balances)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -216,9 +232,6 @@ def main() -> int:
     parser.add_argument("--database-url", default="")
     args = parser.parse_args()
 
-    import sqlalchemy as sa
-    from flask_migrate import upgrade
-
     from dashboard.audience.segments import count_users, reach, validate_filter
     from dashboard.extensions import db
 
@@ -228,16 +241,8 @@ def main() -> int:
         url = args.database_url or f"sqlite:///{instance / 'segments.db'}"
         app = make_app(url, instance)
         with app.app_context():
-            if not url.startswith("sqlite"):
-                db.session.execute(sa.text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
-                db.session.commit()
-            upgrade(revision="heads")
             started = time.perf_counter()
-            if url.startswith("sqlite"):
-                db.engine.dispose()
-                seed_sqlite(url.removeprefix("sqlite:///"), args.users, args.balances)
-            else:
-                seed_postgres(db.engine, args.users, args.balances)
+            seed_database(db, url, args.users, args.balances)
             print(
                 f"seeded {args.users:,} users and {args.balances:,} balances on {db.engine.dialect.name} "
                 f"in {time.perf_counter() - started:.1f} s"

@@ -18,6 +18,7 @@ from flask import Flask, current_app
 from huey import Huey, RedisHuey, SqliteHuey, crontab
 
 from ..models import Delivery, DeliveryState, utcnow
+from ..models.campaign import Campaign, CampaignState
 
 log = logging.getLogger(__name__)
 
@@ -109,18 +110,24 @@ def _run_hooks(app: Flask) -> None:
 
 
 def _schedule_wake_up(app: Flask) -> None:
-    """If rows wait for a retry time, kick again when the first is due (the tick is the backstop)."""
+    """If rows wait for a retry time, or a campaign for its scheduled start, kick again when the first is
+    due (the minute tick is the backstop), so a campaign scheduled for 10:00 starts at 10:00, not 10:00:59."""
     from ..extensions import db
 
     t = Delivery.__table__.c
     with db.engine.connect() as connection:
-        due = connection.execute(
+        retry_due = connection.execute(
             sa.select(sa.func.min(t.not_before)).where(
                 t.state.in_([DeliveryState.pending.value, DeliveryState.retry_wait.value])
             )
         ).scalar()
-    if due is None:
+        start_due = connection.execute(
+            sa.select(sa.func.min(Campaign.scheduled_at)).where(Campaign.state == CampaignState.scheduled)
+        ).scalar()
+    dues = [due for due in (retry_due, start_due) if due is not None]
+    if not dues:
         return
+    due = min(dues)
     now = utcnow()
     delay = max(min(due - now, MAX_WAKE_DELAY), timedelta(0))
     app.extensions["dispatch_tasks"].kick.schedule(delay=delay.total_seconds())

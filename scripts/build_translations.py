@@ -9,6 +9,7 @@ Run by ``make run`` and ``make test``; the compiled ``.mo`` files are build outp
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -30,6 +31,13 @@ KEYWORDS = {
 METHODS = [("dashboard/**.py", "python"), ("templates/**.html", "jinja2")]
 
 
+def _walk_into(dirpath: str) -> bool:
+    """Babel's default skips every folder starting with ``_``, so ``templates/_macros`` (the pager, the
+    charts) went untranslated; skip only hidden folders and caches."""
+    name = os.path.basename(dirpath)
+    return not name.startswith(".") and name not in {"__pycache__", "node_modules", "instance"}
+
+
 def extract() -> Catalog:
     catalog = Catalog(project="Tongzhi")
     for filename, lineno, message, comments, context in extract_from_dir(
@@ -37,6 +45,7 @@ def extract() -> Catalog:
         METHODS,
         keywords=KEYWORDS,
         options_map={"templates/**.html": {"extensions": "jinja2.ext.i18n"}},
+        directory_filter=_walk_into,
     ):
         if filename.startswith("dashboard/sandbox"):
             continue  # the sandbox has its own fixed bilingual labels

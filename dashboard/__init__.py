@@ -117,6 +117,7 @@ def _register_blueprints(app: Flask) -> None:
     from .audience.views import bp as audience_bp
     from .audit.views import bp as audit_bp
     from .auth.views import bp as auth_bp
+    from .campaigns.compose_views import bp as campaign_compose_bp
     from .campaigns.views import bp as campaigns_bp
     from .catalog.views import bp as catalog_bp
     from .deliveries.views import bp as deliveries_bp
@@ -131,6 +132,7 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(catalog_bp)
     app.register_blueprint(deliveries_bp, url_prefix="/deliveries")
     app.register_blueprint(campaigns_bp, url_prefix="/campaigns")
+    app.register_blueprint(campaign_compose_bp, url_prefix="/campaigns")
     app.register_blueprint(operators_bp, url_prefix="/settings/operators")
     app.register_blueprint(audit_bp, url_prefix="/settings/audit")
     app.register_blueprint(apikeys_bp, url_prefix="/settings/api-keys")

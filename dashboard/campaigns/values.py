@@ -111,18 +111,22 @@ def user_value(name: str, user: Mapping[str, Any]) -> str:
     return "" if value is None else str(value).strip()
 
 
+def text_for(source: KeywordSource, user: Mapping[str, Any]) -> str:
+    """The keyword's text for ``user`` before its rule is applied: user variables filled in, or the
+    fallback when one of them is empty. (``fill`` is this and ``finish``; the dry run shows both.)"""
+    if not source.variables:
+        return source.value
+    found = {name: user_value(name, user) for name in source.variables}
+    if any(not v for v in found.values()) and source.fallback is not None:
+        return source.fallback
+    return VARIABLE_RE.sub(lambda m: found[m.group(1)], source.value)
+
+
 def fill(sources: list[KeywordSource], user: Mapping[str, Any]) -> dict[str, str] | str:
     """The data sent to ``user``, or the key of the first keyword whose value its rule refuses."""
     data: dict[str, str] = {}
     for source in sources:
-        text = source.value
-        if source.variables:
-            found = {name: user_value(name, user) for name in source.variables}
-            if any(not v for v in found.values()) and source.fallback is not None:
-                text = source.fallback
-            else:
-                text = VARIABLE_RE.sub(lambda m, found=found: found[m.group(1)], text)
-        sent = finish(source, text)
+        sent = finish(source, text_for(source, user))
         if sent is None:
             return source.key
         data[source.key] = sent

@@ -1,0 +1,160 @@
+"""Composing a campaign in the browser: the card filled for one sample user, test sends, duplicates.
+
+Values are always made by ``values.fill`` (what a launch would send, fix policy applied); the card is
+drawn by the catalog's ``build_preview`` from those values, and test sends go through the deliveries'
+own test-send path (``create_delivery`` + ``send_now``: a credit reserved from the ledger, WeChat's
+answer recorded), as ``source = test`` rows that belong to no campaign.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from flask_babel import gettext as _
+
+from ..audience import segments
+from ..audit.services import record
+from ..catalog.preview import Preview, build_preview
+from ..deliveries.services import create_delivery, send_now
+from ..extensions import db
+from ..models import Delivery, DeliverySource, WechatUser
+from ..models.campaign import Campaign
+from ..models.catalog import Drift, MessageTemplate
+from ..models.segment import Segment
+from ..models.types import utcnow
+from . import services, values
+
+SAMPLE_SIZE = 10
+MAX_TEST_RECIPIENTS = 5
+
+
+def user_mapping(user: WechatUser | None, openid: str = "") -> dict[str, Any]:
+    """A user as ``values.fill`` reads one (the columns the snapshot selects)."""
+    if user is None:
+        return {"openid": openid, "unionid": None, "nickname": None, "attributes": {}}
+    return {
+        "openid": user.openid,
+        "unionid": user.unionid,
+        "nickname": user.nickname,
+        "attributes": user.attributes or {},
+    }
+
+
+def sample(segment: Segment | None, now: datetime | None = None) -> list[WechatUser]:
+    if segment is None:
+        return []
+    return segments.sample_users(segment.filter, now or utcnow(), SAMPLE_SIZE)
+
+
+@dataclass
+class SamplePreview:
+    """The card for one user: ``preview`` drawn from the filled values, or why this user is skipped."""
+
+    preview: Preview | None
+    problem: str | None  # the values cannot be used at all (a keyword named)
+    refused_key: str | None  # this user would be skipped: this keyword's value breaks its rule
+
+
+def preview_for(template: MessageTemplate, data: Any, user: dict[str, Any], lang: str) -> SamplePreview:
+    try:
+        sources = values.parse_sources(template.keyword_specs, data or {})
+    except values.BadValue as bad:
+        return SamplePreview(None, bad.message, None)
+    filled = values.fill(sources, user)
+    if isinstance(filled, str):
+        # Skipped at launch: the card shows the text as it came out, with its rule's complaint marked.
+        shown = {source.key: values.text_for(source, user) for source in sources}
+        return SamplePreview(build_preview(template, shown, lang), None, filled)
+    return SamplePreview(build_preview(template, filled, lang), None, None)
+
+
+# -- test sends ------------------------------------------------------------------------------------------
+
+
+@dataclass
+class TestSendResult:
+    __test__ = False  # not a pytest class
+
+    openid: str
+    delivery: Delivery | None
+    refused_key: str | None = None
+
+
+def test_send(campaign: Campaign, openids: list[str], operator_id: int | None) -> list[TestSendResult]:
+    """Send the campaign's card, filled for each user, to ``openids`` now; commits per send.
+
+    :raise services.CampaignError: the template is gone, or the values cannot be used.
+    """
+    template = db.session.scalar(
+        sa.select(MessageTemplate).where(MessageTemplate.template_id == campaign.template_id)
+    )
+    if template is None or template.drift is Drift.removed:
+        raise services.CampaignError(
+            409, "template_removed", _("The template was removed in WeChat."), "template_id"
+        )
+    sources = services.check_sources(template, campaign.data)
+    results = []
+    for openid in openids[:MAX_TEST_RECIPIENTS]:
+        user = db.session.scalar(sa.select(WechatUser).where(WechatUser.openid == openid))
+        filled = values.fill(sources, user_mapping(user, openid))
+        if isinstance(filled, str):
+            results.append(TestSendResult(openid, None, filled))
+            continue
+        delivery = create_delivery(
+            source=DeliverySource.test,
+            openid=openid,
+            template_id=campaign.template_id,
+            data=filled,
+            page=campaign.page,
+            miniprogram_state=campaign.miniprogram_state,
+            lang=campaign.lang,
+            requested_by_id=operator_id,
+        )
+        db.session.flush()
+        record(
+            "campaign.test_sent",
+            campaign,
+            template_id=campaign.template_id,
+            openid=openid,
+            delivery_id=delivery.id,
+        )
+        send_now(delivery)
+        results.append(TestSendResult(openid, delivery))
+    return results
+
+
+# -- duplicates ------------------------------------------------------------------------------------------
+
+
+def duplicate(campaign: Campaign, name: str, operator_id: int | None) -> Campaign:
+    """A new draft with the campaign's template, segment, values and settings, and no schedule; commits.
+
+    :raise services.CampaignError: the copy cannot be made as it is (its segment was deleted, or its
+        template's rules changed so its values no longer pass).
+    """
+    if campaign.segment_id is None:
+        raise services.CampaignError(
+            409, "unknown_segment", _("The campaign's segment no longer exists."), "segment_id"
+        )
+    copy = services.create_campaign(
+        {
+            "name": name[:120],
+            "template_id": campaign.template_id,
+            "segment_id": campaign.segment_id,
+            "data": dict(campaign.data or {}),
+            "page": campaign.page,
+            "miniprogram_state": campaign.miniprogram_state,
+            "lang": campaign.lang,
+            "scheduled_at": None,
+            "rate_per_second": campaign.rate_per_second,
+            "quiet_start": campaign.quiet_start,
+            "quiet_end": campaign.quiet_end,
+        },
+        created_by_id=operator_id,
+    )
+    record("campaign.duplicated", copy, original_id=campaign.id)
+    db.session.commit()
+    return copy

@@ -1,0 +1,495 @@
+"""Composing campaigns in the browser: new, edit, the card for a sample user, the dry run, test sends
+and duplicates. Every check is the service's (``services.create_campaign`` / ``update_campaign``, the
+same as the API's): the form only reads what was typed and shows the service's answer next to the
+field it names."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import sqlalchemy as sa
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask_babel import get_locale
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user
+from wtforms import SelectChoice
+
+from ..access import requires
+from ..audit.services import record
+from ..catalog.views import SKIP_REASONS, TEST_SEND_OUTCOMES
+from ..deliveries.opens import CAMPAIGN_PAGE_MAX_LENGTH
+from ..dispatch.limits import current_limits
+from ..extensions import db
+from ..forms import EmptyForm
+from ..htmx import is_htmx
+from ..models import DeliveryState, Role, WechatUser
+from ..models.campaign import Campaign, CampaignState
+from ..models.catalog import Drift, MessageTemplate
+from ..models.segment import Segment
+from ..wechat.errors import category_for
+from . import compose, dry_run, services
+from .forms import FORM_FIELDS, PAUSED_FORM_FIELDS, ComposeForm, keyword_data, keyword_entries
+from .states import InvalidTransition, check_edit
+
+bp = Blueprint("campaign_compose", __name__)
+S = CampaignState
+OPENID_SPLIT = re.compile(r"[\s,，;；]+")
+OPENID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+# The sentences of ``states.py``'s refusals, translated one by one (the message itself stays the one
+# the state machine gives, so the page and the API say the same thing).
+STATE_SENTENCES = {
+    "The campaign is already running.": _l("The campaign is already running."),
+    "The campaign is already scheduled.": _l("The campaign is already scheduled."),
+    "The campaign is paused.": _l("The campaign is paused."),
+    "The campaign has completed.": _l("The campaign has completed."),
+    "The campaign was cancelled.": _l("The campaign was cancelled."),
+    "The campaign is still a draft and has not been launched.": _l(
+        "The campaign is still a draft and has not been launched."
+    ),
+    "Only a draft can be edited.": _l("Only a draft can be edited."),
+    "A paused campaign may change only its values and its rate; its template, segment and schedule were "
+    "fixed when it started.": _l(
+        "A paused campaign may change only its values and its rate; its template, segment and schedule "
+        "were fixed when it started."
+    ),
+    "The campaign changed state meanwhile: look again before editing.": _l(
+        "The campaign changed state meanwhile: look again before editing."
+    ),
+}
+CATEGORY_WORDS = {
+    "token": _l("the access token was refused"),
+    "transient": _l("WeChat is busy: try again later"),
+    "quota": _l("the daily sending quota is used up"),
+    "no_grant": _l("the user holds no subscription for this template"),
+    "recipient": _l("the openid is not a user of this mini program"),
+    "template": _l("the template is invalid or was deleted"),
+    "content": _l("a value breaks its keyword's rule"),
+    "page": _l("the page is not in the released mini program"),
+    "config": _l("the WeChat settings need an admin"),
+    "unknown": _l("the answer was lost"),
+    "other": _l("an error Tongzhi does not know"),
+}
+
+
+def _locale() -> str:
+    locale = get_locale()
+    return locale.language if locale else "en"
+
+
+def say(message: str) -> str:
+    """A refusal of the state machine in the operator's language, sentence by sentence."""
+    sentences = re.split(r"(?<=[.])\s+(?=[A-Z])", message.strip())
+    joiner = "" if _locale() == "zh" else " "  # Chinese sentences end in 。 and need no space
+    return joiner.join(str(STATE_SENTENCES.get(sentence, sentence)) for sentence in sentences)
+
+
+def error_words(error: services.CampaignError, labels: dict[str, str]) -> str:
+    """The service's refusal for a person: the keyword named, the sentence translated."""
+    field = error.field or ""
+    if field.startswith("data."):
+        key = field[len("data.") :]
+        name = f"{labels.get(key, key)} ({key})" if key in labels else key
+        text = error.message.split(": ", 1)[-1]
+        breaks = re.match(r"^(['\"])(.*)\1 breaks the rule of a (\w+) keyword\.$", text, re.S)
+        if breaks:
+            return _(
+                "%(keyword)s: “%(value)s” breaks the rule of a %(type)s keyword, for every recipient.",
+                keyword=name,
+                value=breaks.group(2),
+                type=breaks.group(3),
+            )
+        variable = re.match(r"^there is no user variable (.+)\.$", text)
+        if variable:
+            return _(
+                "%(keyword)s: there is no user variable %(variable)s.",
+                keyword=name,
+                variable=variable.group(1),
+            )
+        return _("%(keyword)s: %(problem)s", keyword=name, problem=text)
+    if field == "page":
+        return _(
+            "Tongzhi adds tz= to a campaign's page to count opens: the page may have at most %(n)d characters and no tz= of its own.",
+            n=CAMPAIGN_PAGE_MAX_LENGTH,
+        )
+    if error.code == "unknown_segment":
+        return _("This segment no longer exists.")
+    if error.code == "unknown_template":
+        return _("This template is not in the catalog.")
+    if error.code.startswith("template_"):
+        return _("The template cannot be used now: it is disabled, removed or changed in WeChat.")
+    return error.message
+
+
+# -- the page ------------------------------------------------------------------------------------------
+
+
+def _templates(current: str | None = None) -> list[MessageTemplate]:
+    """Templates a campaign may use (enabled, not removed), and the campaign's own even if it is not."""
+    query = sa.select(MessageTemplate).order_by(MessageTemplate.title)
+    return [
+        t
+        for t in db.session.scalars(query)
+        if (t.enabled and t.drift is not Drift.removed) or t.template_id == current
+    ]
+
+
+def _template(template_id: str | None, choices: list[MessageTemplate]) -> MessageTemplate | None:
+    for template in choices:
+        if template.template_id == template_id:
+            return template
+    return choices[0] if choices else None
+
+
+def _prepare(form: ComposeForm, campaign: Campaign | None) -> list[MessageTemplate]:
+    templates = _templates(campaign.template_id if campaign else None)
+    form.template_id.choices = [
+        SelectChoice(t.template_id, f"{t.title} · {t.template_id}") for t in templates
+    ]
+    form.segment_id.choices = [
+        SelectChoice(s.id, s.name) for s in db.session.scalars(sa.select(Segment).order_by(Segment.name))
+    ]
+    return templates
+
+
+def _locked_fields(campaign: Campaign | None) -> set[str]:
+    """Form fields shown but not editable: a paused campaign changes only its values and rate."""
+    if campaign is None or campaign.state == S.draft:
+        return set()
+    return set(FORM_FIELDS) - set(PAUSED_FORM_FIELDS)
+
+
+def _refusal(campaign: Campaign | None) -> str | None:
+    """Why this campaign cannot be edited at all (None when it can, wholly or its values)."""
+    if campaign is None or campaign.state in (S.draft, S.paused):
+        return None
+    try:
+        check_edit(campaign, {"data"})
+    except InvalidTransition as refused:
+        return say(refused.message)
+    return None
+
+
+def _page(form: ComposeForm, campaign: Campaign | None, templates, entries, status: int = 200, **extra):
+    template = _template(form.template_id.data, templates)
+    segment = db.session.get(Segment, form.segment_id.data) if form.segment_id.data else None
+    sample = compose.sample(segment)
+    preview = None
+    if template is not None and entries is not None:
+        user = compose.user_mapping(sample[0]) if sample else compose.user_mapping(None)
+        preview = compose.preview_for(template, keyword_data(entries), user, form.lang.data or "zh_CN")
+    paused = campaign is not None and campaign.state == S.paused
+    context: dict[str, Any] = {
+        "form": form,
+        "campaign": campaign,
+        "template": template,
+        "entries": entries or [],
+        "locked": _locked_fields(campaign),
+        "paused_note": say(
+            "A paused campaign may change only its values and its rate; its template, segment and schedule "
+            "were fixed when it started."
+        )
+        if paused
+        else None,
+        "refusal": _refusal(campaign),
+        "timezone": current_app.config.get("TIMEZONE") or "Asia/Shanghai",
+        "global_rate": current_limits().rate_per_second,
+        "sample": sample,
+        "chosen": sample[0].openid if sample else "",
+        "sample_preview": preview,
+        "action_form": EmptyForm(),
+        "locale": _locale(),
+        **extra,
+    }
+    response = make_response(render_template("campaigns/compose.html", **context), status)
+    return response
+
+
+def _apply_errors(form: ComposeForm, entries, error: services.CampaignError, template) -> str | None:
+    """Put the service's refusal next to the field it names; returns it when no field shows it."""
+    labels = {spec["key"]: spec.get("label") or spec["key"] for spec in template.keyword_specs}
+    words = error_words(error, labels)
+    field = error.field or ""
+    if field.startswith("data."):
+        key = field[len("data.") :]
+        for entry in entries:
+            if entry.key == key:
+                entry.error = words
+                return None
+        return words
+    target = {"template_id": form.template_id, "segment_id": form.segment_id, "page": form.page}.get(field)
+    if target is not None:
+        target.errors = [*target.errors, words]
+        return None
+    return words
+
+
+@bp.route("/new", methods=("GET", "POST"))
+@requires(Role.marketer)
+def new():
+    form = ComposeForm()
+    templates = _prepare(form, None)
+    if request.method == "GET":
+        if templates and not form.template_id.data:
+            form.template_id.data = templates[0].template_id
+        if form.segment_id.choices and not form.segment_id.data:
+            form.segment_id.data = form.segment_id.choices[0].value
+    template = _template(form.template_id.data, templates)
+    entries = (
+        keyword_entries(template, request.form if request.method == "POST" else None) if template else None
+    )
+    if not templates:
+        return _page(
+            form,
+            None,
+            templates,
+            entries,
+            problem=_("No template can be used: add or enable one in Templates first."),
+        )
+    if request.method == "GET" or not form.validate():
+        return _page(form, None, templates, entries)
+    try:
+        campaign = services.create_campaign(
+            form.campaign_fields(template, keyword_data(entries)), created_by_id=current_user.id
+        )
+    except services.CampaignError as error:
+        db.session.rollback()
+        problem = _apply_errors(form, entries, error, template)
+        return _page(form, None, templates, entries, status=422, problem=problem)
+    record("campaign.created", campaign, template_id=campaign.template_id, segment_id=campaign.segment_id)
+    db.session.commit()
+    flash(_("Draft saved. Check it with the dry run and a test send, then launch it."), "success")
+    return redirect(url_for("campaigns.detail", campaign_id=campaign.id))
+
+
+@bp.route("/<int:campaign_id>/edit", methods=("GET", "POST"))
+@requires(Role.marketer)
+def edit(campaign_id: int):
+    campaign = db.get_or_404(Campaign, campaign_id)
+    if request.method == "POST":
+        form = ComposeForm()
+        if campaign.state != S.draft:
+            # Disabled inputs are not posted: what may not change keeps the campaign's own value.
+            saved = ComposeForm.for_campaign(campaign)
+            for name in _locked_fields(campaign):
+                form[name].data = saved[name].data
+            form.schedule_locked = True
+    else:
+        form = ComposeForm.for_campaign(campaign)
+    templates = _prepare(form, campaign)
+    template = _template(form.template_id.data, templates)
+    entries = (
+        keyword_entries(template, request.form if request.method == "POST" else None, campaign.data)
+        if template
+        else None
+    )
+    if request.method == "GET" or _refusal(campaign):
+        if request.method == "POST":  # nothing is saved: the page says why
+            return _page(form, campaign, templates, entries, status=409)
+        return _page(form, campaign, templates, entries)
+    if not form.validate():
+        return _page(form, campaign, templates, entries)
+    fields = form.campaign_fields(template, keyword_data(entries))
+    if campaign.state == S.paused:
+        fields = {"data": fields["data"], "rate_per_second": fields["rate_per_second"]}
+    try:
+        if campaign.state == S.draft and db.session.get(Segment, fields["segment_id"]) is None:
+            raise services.CampaignError(404, "unknown_segment", "No segment has this id.", "segment_id")
+        services.update_campaign(campaign, fields)
+    except services.CampaignError as error:
+        db.session.rollback()
+        problem = _apply_errors(form, entries, error, template)
+        return _page(form, campaign, templates, entries, status=422, problem=problem)
+    except InvalidTransition as refused:
+        db.session.rollback()
+        campaign = db.session.get(Campaign, campaign_id, populate_existing=True)
+        return _page(form, campaign, templates, entries, status=409, problem=say(refused.message))
+    record("campaign.edited", campaign, fields=sorted(fields))
+    db.session.commit()
+    flash(_("Campaign saved."), "success")
+    return redirect(url_for("campaigns.detail", campaign_id=campaign.id))
+
+
+@bp.route("/compose/keywords")
+@requires(Role.marketer)
+def keywords():
+    """The keyword rows for the template chosen in the form (htmx, when the template changes)."""
+    templates = _templates(request.args.get("template_id"))
+    template = _template(request.args.get("template_id"), templates)
+    entries = keyword_entries(template, request.args) if template else []
+    return render_template("campaigns/_keyword_fields.html", template=template, entries=entries, locked=set())
+
+
+# -- the card for a sample user --------------------------------------------------------------------------
+
+
+@bp.route("/preview", defaults={"campaign_id": None})
+@bp.route("/<int:campaign_id>/preview")
+@requires(Role.marketer)
+def preview(campaign_id: int | None):
+    """The card filled for one sample user of the segment: from the form's values when the form is
+    included, else from the saved campaign's."""
+    campaign = db.get_or_404(Campaign, campaign_id) if campaign_id is not None else None
+    args = request.args
+    from_form = any(name.startswith("source-") for name in args) or campaign is None
+    template_id = args.get("template_id") or (campaign.template_id if campaign else None)
+    templates = _templates(template_id)
+    template = _template(template_id, templates)
+    if template is None:
+        abort(404)
+    data = keyword_data(keyword_entries(template, args)) if from_form else campaign.data
+    segment_id = args.get("segment_id", type=int) or (campaign.segment_id if campaign else None)
+    segment = db.session.get(Segment, segment_id) if segment_id else None
+    sample = compose.sample(segment)
+    chosen = (args.get("user") or "").strip()
+    user = next((u for u in sample if u.openid == chosen), None)
+    if user is None and chosen:
+        user = db.session.scalar(sa.select(WechatUser).where(WechatUser.openid == chosen))
+    if user is None and sample:
+        user = sample[0]
+    lang = args.get("lang") or (campaign.lang if campaign else template.lang) or "zh_CN"
+    result = compose.preview_for(template, data, compose.user_mapping(user), lang)
+    response = make_response(
+        render_template(
+            "campaigns/_compose_preview.html",
+            campaign=campaign,
+            template=template,
+            sample=sample,
+            chosen=user.openid if user else "",
+            sample_preview=result,
+            locale=_locale(),
+        )
+    )
+    response.headers.add("Vary", "HX-Request")
+    return response
+
+
+# -- the dry run ---------------------------------------------------------------------------------------
+
+
+@bp.route("/<int:campaign_id>/dry-run", methods=("GET", "POST"), endpoint="dry_run")
+@requires(Role.marketer)
+def dry_run_view(campaign_id: int):
+    """Every user the segment holds now, filled as a launch now would fill them (htmx fragment)."""
+    campaign = db.get_or_404(Campaign, campaign_id)
+    template = db.session.scalar(
+        sa.select(MessageTemplate).where(MessageTemplate.template_id == campaign.template_id)
+    )
+    segment = db.session.get(Segment, campaign.segment_id) if campaign.segment_id else None
+    if template is None or segment is None:
+        result = dry_run.DryRun(problem=_("The campaign's template or segment no longer exists."))
+    else:
+        result = dry_run.dry_run(template, segment.filter, campaign.data)
+    return render_template("campaigns/_dry_run.html", campaign=campaign, dry=result, template=template)
+
+
+# -- test sends ----------------------------------------------------------------------------------------
+
+
+def _outcome(result: compose.TestSendResult) -> tuple[str, str]:
+    """(css class, words) for one test send."""
+    if result.delivery is None:
+        return "error", _(
+            "Not sent: for this user the value of %(key)s breaks its rule, so a launch would skip them too.",
+            key=result.refused_key,
+        )
+    delivery = result.delivery
+    if delivery.state is DeliveryState.skipped:
+        known = SKIP_REASONS.get(delivery.reason)
+        return "error", str(known) if known else _(
+            "Not sent (%(reason)s): WeChat was not called.", reason=delivery.reason
+        )
+    if delivery.state is DeliveryState.failed:
+        return "error", _(
+            "Not sent. WeChat answered errcode %(errcode)s (%(words)s): %(errmsg)s",
+            errcode=delivery.errcode,
+            words=CATEGORY_WORDS.get(category_for(delivery.errcode).value, ""),
+            errmsg=delivery.errmsg,
+        )
+    words = TEST_SEND_OUTCOMES.get(delivery.state, delivery.state.value)
+    return ("ok" if delivery.state is DeliveryState.sent else "error"), str(words)
+
+
+def _test_send_context(campaign: Campaign, **extra: Any) -> dict[str, Any]:
+    segment = db.session.get(Segment, campaign.segment_id) if campaign.segment_id else None
+    return {
+        "campaign": campaign,
+        "sample": compose.sample(segment),
+        "max_recipients": compose.MAX_TEST_RECIPIENTS,
+        "action_form": EmptyForm(),
+        "results": [],
+        "problem": None,
+        "typed": "",
+        **extra,
+    }
+
+
+@bp.route("/<int:campaign_id>/test-send", methods=("GET", "POST"))
+@requires(Role.marketer)
+def test_send(campaign_id: int):
+    """GET: the form (openids typed or picked from the sample); POST: send to at most five users now."""
+    campaign = db.get_or_404(Campaign, campaign_id)
+    if request.method == "GET":
+        return render_template("campaigns/_test_send.html", **_test_send_context(campaign))
+    form = EmptyForm()
+    if not form.validate_on_submit():
+        abort(400)
+    typed = (request.form.get("openids") or "").strip()
+    openids = list(dict.fromkeys([*request.form.getlist("pick"), *OPENID_SPLIT.split(typed)]))
+    openids = [o for o in openids if o]
+    problem = None
+    results: list[tuple[compose.TestSendResult, str, str]] = []
+    if not openids:
+        problem = _("Type or pick at least one openid.")
+    elif len(openids) > compose.MAX_TEST_RECIPIENTS:
+        problem = _("At most %(n)d users per test send.", n=compose.MAX_TEST_RECIPIENTS)
+    elif bad := [o for o in openids if not OPENID_RE.fullmatch(o)]:
+        problem = _("Not an openid: %(openid)s", openid=bad[0][:70])
+    else:
+        try:
+            for result in compose.test_send(campaign, openids, current_user.id):
+                results.append((result, *_outcome(result)))
+        except services.CampaignError as error:
+            db.session.rollback()
+            problem = error_words(error, {})
+    if not is_htmx():
+        for result, css, words in results:
+            flash(f"{result.openid}: {words}", "success" if css == "ok" else "error")
+        if problem:
+            flash(problem, "error")
+        return redirect(url_for("campaigns.detail", campaign_id=campaign.id))
+    return render_template(
+        "campaigns/_test_send.html",
+        **_test_send_context(campaign, results=results, problem=problem, typed=typed),
+    )
+
+
+# -- duplicates ------------------------------------------------------------------------------------------
+
+
+@bp.route("/<int:campaign_id>/duplicate", methods=("POST",))
+@requires(Role.marketer)
+def duplicate(campaign_id: int):
+    campaign = db.get_or_404(Campaign, campaign_id)
+    if not EmptyForm().validate_on_submit():
+        abort(400)
+    try:
+        copy = compose.duplicate(campaign, _("%(name)s (copy)", name=campaign.name), current_user.id)
+    except services.CampaignError as error:
+        db.session.rollback()
+        flash(_("The campaign cannot be copied: %(problem)s", problem=error_words(error, {})), "error")
+        return redirect(url_for("campaigns.detail", campaign_id=campaign.id))
+    flash(_("Copied as a new draft: check it and save."), "success")
+    return redirect(url_for(".edit", campaign_id=copy.id))

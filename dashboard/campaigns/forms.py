@@ -1,0 +1,214 @@
+"""The compose form: a campaign's fields as a marketer types them, turned into what
+``services.create_campaign`` / ``update_campaign`` take (the same fields the API's ``parse_body`` makes).
+
+The keyword values are not WTForms fields: their number and names follow the chosen template, so they
+are read from the posted form by :func:`keyword_entries` (``source-<key>``, ``value-<key>``,
+``fallback-<key>``) and checked by the service, which names a bad keyword in ``CampaignError.field``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from flask import current_app
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import (
+    BooleanField,
+    DateTimeLocalField,
+    IntegerField,
+    RadioField,
+    SelectChoice,
+    SelectField,
+    StringField,
+    TimeField,
+)
+from wtforms.validators import DataRequired, Length, NumberRange, Optional, Regexp, ValidationError
+
+from ..catalog.forms import lang_choices, state_choices
+from ..models.campaign import DEFAULT_QUIET_END, DEFAULT_QUIET_START, Campaign
+from ..models.catalog import MessageTemplate
+from . import values
+
+NAME_MAX = 120
+VALUE_MAX = 512
+MAX_RATE = 10_000
+# Where a keyword's value comes from, as the form offers it.
+SOURCE_DEFAULT, SOURCE_TEXT, SOURCE_VARIABLES = "default", "text", "variables"
+SOURCES = (SOURCE_DEFAULT, SOURCE_TEXT, SOURCE_VARIABLES)
+# Fields a paused campaign may still change (``states.EDITABLE_FIELDS``), as form fields.
+PAUSED_FORM_FIELDS = ("rate_per_second",)
+FORM_FIELDS = (
+    "name",
+    "template_id",
+    "segment_id",
+    "page",
+    "miniprogram_state",
+    "lang",
+    "when",
+    "scheduled_at",
+    "quiet_hours",
+    "quiet_start",
+    "quiet_end",
+    "rate_per_second",
+)
+
+
+def zone() -> ZoneInfo:
+    return ZoneInfo(current_app.config.get("TIMEZONE") or "Asia/Shanghai")
+
+
+def to_utc(local: datetime) -> datetime:
+    """A wall-clock time typed in the operator's zone, as the aware UTC instant it names."""
+    return local.replace(tzinfo=zone()).astimezone(UTC)
+
+
+def to_local(moment: datetime) -> datetime:
+    """An aware (or UTC-naive) instant as the operator's wall clock, without zone, for the input."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(zone()).replace(tzinfo=None)
+
+
+class ComposeForm(FlaskForm):
+    name = StringField(_l("Campaign name"), validators=[DataRequired(), Length(max=NAME_MAX)])
+    template_id = SelectField(_l("Template"), validators=[DataRequired()])
+    segment_id = SelectField(_l("Segment"), coerce=int, validators=[DataRequired()])
+    page = StringField(
+        _l("Page"),
+        validators=[
+            Optional(),
+            Length(max=512),
+            Regexp(r"^[^\s]*$", message=_l("A page path has no spaces, e.g. pages/order/detail?id=42.")),
+        ],
+    )
+    miniprogram_state = SelectField(
+        _l("Mini-program version"), choices=lambda: [SelectChoice(v, label) for v, label in state_choices()]
+    )
+    lang = SelectField(
+        _l("Language of the card"), choices=lambda: [SelectChoice(v, label) for v, label in lang_choices()]
+    )
+    when = RadioField(
+        _l("When"),
+        choices=[SelectChoice("now", _l("Send when launched")), SelectChoice("schedule", _l("Schedule at"))],
+        default="now",
+    )
+    scheduled_at = DateTimeLocalField(_l("Time"), format="%Y-%m-%dT%H:%M", validators=[Optional()])
+    quiet_hours = BooleanField(_l("Hold sending during quiet hours"))
+    quiet_start = TimeField(_l("Quiet from"), default=DEFAULT_QUIET_START, validators=[Optional()])
+    quiet_end = TimeField(_l("Quiet until"), default=DEFAULT_QUIET_END, validators=[Optional()])
+    rate_per_second = IntegerField(
+        _l("Own rate (messages per second, optional)"),
+        validators=[Optional(), NumberRange(1, MAX_RATE)],
+    )
+
+    schedule_locked = False  # a paused campaign keeps its schedule: it is not judged again
+
+    def validate_scheduled_at(self, field) -> None:
+        if self.when.data != "schedule" or self.schedule_locked:
+            return
+        if field.data is None:
+            raise ValidationError(_l("Give the time to send at."))
+        if to_utc(field.data) <= datetime.now(UTC):
+            raise ValidationError(_l("This time has passed: choose a time ahead, or send when launched."))
+
+    @classmethod
+    def for_campaign(cls, campaign: Campaign) -> ComposeForm:
+        """The form filled from a saved campaign (times shown in the operator's zone)."""
+        return cls(
+            formdata=None,
+            data={
+                "name": campaign.name,
+                "template_id": campaign.template_id,
+                "segment_id": campaign.segment_id,
+                "page": campaign.page or "",
+                "miniprogram_state": campaign.miniprogram_state,
+                "lang": campaign.lang,
+                "when": "schedule" if campaign.scheduled_at else "now",
+                "scheduled_at": to_local(campaign.scheduled_at) if campaign.scheduled_at else None,
+                "quiet_hours": campaign.has_quiet_hours,
+                "quiet_start": campaign.quiet_start or DEFAULT_QUIET_START,
+                "quiet_end": campaign.quiet_end or DEFAULT_QUIET_END,
+                "rate_per_second": campaign.rate_per_second,
+            },
+        )
+
+    def campaign_fields(self, template: MessageTemplate, data: dict[str, Any]) -> dict[str, Any]:
+        """Every field of a draft, as ``services.create_campaign`` and ``update_campaign`` take them."""
+        quiet_start = quiet_end = None
+        if self.quiet_hours.data:
+            quiet_start = self.quiet_start.data or DEFAULT_QUIET_START
+            quiet_end = self.quiet_end.data or DEFAULT_QUIET_END
+            if quiet_start == quiet_end:  # an empty window: no quiet hours (as the API reads it)
+                quiet_start = quiet_end = None
+        page = (self.page.data or "").strip()
+        return {
+            "name": self.name.data.strip(),
+            "template_id": template.template_id,
+            "segment_id": self.segment_id.data,
+            "data": data,
+            "page": page or template.page or None,
+            "miniprogram_state": self.miniprogram_state.data,
+            "lang": self.lang.data,
+            "scheduled_at": to_utc(self.scheduled_at.data)
+            if self.when.data == "schedule" and self.scheduled_at.data
+            else None,
+            "rate_per_second": self.rate_per_second.data,
+            "quiet_start": quiet_start,
+            "quiet_end": quiet_end,
+        }
+
+
+@dataclass
+class KeywordEntry:
+    """One keyword's row of the form: where its value comes from, as shown and as typed."""
+
+    key: str
+    type: str
+    label: str
+    default: str
+    source: str
+    value: str
+    fallback: str
+    error: str | None = None
+
+
+def keyword_entries(
+    template: MessageTemplate, formdata: Mapping[str, str] | None, saved: Mapping[str, Any] | None = None
+) -> list[KeywordEntry]:
+    """The keyword rows from a posted form, else from a campaign's saved ``data``, else the defaults."""
+    entries = []
+    for spec in template.keyword_specs:
+        key = spec["key"]
+        default = spec.get("default") or ""
+        label = spec.get("label") or spec.get("content_label") or key
+        if formdata is not None and f"source-{key}" in formdata:
+            source = formdata.get(f"source-{key}") or SOURCE_DEFAULT
+            source = source if source in SOURCES else SOURCE_DEFAULT
+            value = (formdata.get(f"value-{key}") or "")[:VALUE_MAX]
+            fallback = (formdata.get(f"fallback-{key}") or "")[:VALUE_MAX]
+        elif saved and isinstance(saved.get(key), Mapping):
+            value = str(saved[key].get("value") or "")
+            fallback = str(saved[key].get("fallback") or "")
+            source = SOURCE_VARIABLES if values.VARIABLE_RE.search(value) else SOURCE_TEXT
+        else:
+            source, value, fallback = SOURCE_DEFAULT, "", ""
+        entries.append(KeywordEntry(key, spec["type"], label, default, source, value, fallback))
+    return entries
+
+
+def keyword_data(entries: list[KeywordEntry]) -> dict[str, dict[str, str]]:
+    """The campaign's ``data`` from the rows: a keyword on its template default is left out."""
+    data: dict[str, dict[str, str]] = {}
+    for entry in entries:
+        if entry.source == SOURCE_DEFAULT:
+            continue
+        item = {"value": entry.value.strip()}
+        if entry.source == SOURCE_VARIABLES and entry.fallback.strip():
+            item["fallback"] = entry.fallback.strip()
+        data[entry.key] = item
+    return data

@@ -1,6 +1,6 @@
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import SelectChoice, SelectMultipleField, StringField
+from wtforms import BooleanField, SelectChoice, SelectMultipleField, StringField
 from wtforms.validators import DataRequired, Length
 from wtforms.widgets import CheckboxInput, ListWidget
 
@@ -23,3 +23,8 @@ class ApiKeyCreateForm(FlaskForm):
         widget=ListWidget(prefix_label=False),
         option_widget=CheckboxInput(),
     )
+
+
+class ApiKeyRevokeForm(FlaskForm):
+    # Checked by the view: an unticked box is answered with a message on the page, not a 400.
+    confirm = BooleanField(_l("I understand, revoke this key"))

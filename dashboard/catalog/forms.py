@@ -170,3 +170,5 @@ class LibraryAddForm(FlaskForm):
 
 class DeleteForm(FlaskForm):
     at_wechat = BooleanField(_l("Also delete it in WeChat (deltemplate)"))
+    # Checked by the view, not by a validator: an unticked box is answered with a message, not a 400.
+    confirm = BooleanField(_l("I understand, delete this template"))

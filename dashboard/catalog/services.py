@@ -19,7 +19,9 @@ from ..deliveries.services import create_delivery, send_now
 from ..extensions import db
 from ..grants.kinds import convert_balances
 from ..models import Delivery, DeliverySource, WechatUser, utcnow
+from ..models.campaign import Campaign, CampaignState
 from ..models.catalog import Drift, FitPolicy, MessageTemplate, TemplateKind, TemplateSource
+from ..models.grants import GrantBalance
 from ..wechat import get_client
 from ..wechat.keywords import enum_values_from_template, parse_content, validate_value
 from . import schema
@@ -354,6 +356,31 @@ def review_drift(template: MessageTemplate) -> None:
     template.drift = Drift.none
     template.drift_note = ""
     template.drift_at = None
+
+
+class DeletionImpact(NamedTuple):
+    """What refers to a template by its WeChat ID, for the confirmation before deleting it."""
+
+    deliveries: int  # every send attempt recorded with it (they stay)
+    live_grants: int  # users who hold a live grant of it (the grants stay, unused while it is gone)
+    campaigns: list[Campaign]  # campaigns not finished (draft … paused) that use it: they cannot start
+
+
+def deletion_impact(template: MessageTemplate) -> DeletionImpact:
+    deliveries = db.session.scalar(
+        select(func.count()).select_from(Delivery).where(Delivery.template_id == template.template_id)
+    )
+    live = select(func.count()).where(
+        GrantBalance.template_id == template.template_id,
+        (GrantBalance.credits > 0) | GrantBalance.active.is_(True),
+    )
+    unfinished = (CampaignState.draft, CampaignState.scheduled, CampaignState.running, CampaignState.paused)
+    campaigns = db.session.scalars(
+        select(Campaign)
+        .where(Campaign.template_id == template.template_id, Campaign.state.in_(unfinished))
+        .order_by(Campaign.id)
+    ).all()
+    return DeletionImpact(int(deliveries or 0), int(db.session.scalar(live) or 0), list(campaigns))
 
 
 def delete_template(template: MessageTemplate, *, at_wechat: bool) -> None:

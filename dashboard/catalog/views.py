@@ -1,5 +1,5 @@
 """Catalog pages at ``/templates``: list, detail with live preview and test send, edit, register by
-hand, sync from WeChat, add from the public library. Viewers read; marketers change.
+hand, sync from WeChat, add from the public library. Viewers read; marketers change; admins delete.
 
 Views parse, call a service, commit and respond. A WeChat refusal or an invalid form is shown on the
 page (status 200, so htmx swaps it), never as an error page.
@@ -147,7 +147,6 @@ def _detail_context(template: MessageTemplate, panel: dict[str, Any] | None = No
         **context,
         "same_title": services.same_title_as(template),
         "recent": recent_for_template(template.template_id),
-        "delete_form": DeleteForm(),
     }
 
 
@@ -190,8 +189,16 @@ def test_send(template_id: int):
     typed = _typed_values(template, request.form)
     result: dict[str, Any] | None = None
     preview = None
+    refused_values = False
     if not form.validate():
-        result = {"error": _("Correct the fields marked below.")}
+        result = {
+            "error": _("Correct the fields marked below."),
+            "problems": [
+                f"{form[name].label.text}: {message}"
+                for name, messages in form.errors.items()
+                for message in messages
+            ],
+        }
     elif not (form.openid.data or "").strip():
         form.openid.errors = [_("Type the openid of the user who receives the test.")]
         result = {"error": _("Type the openid of the user who receives the test.")}
@@ -208,6 +215,7 @@ def test_send(template_id: int):
             )
         except services.TestSendRefused as refused:
             preview = refused.preview
+            refused_values = True
             result = {"error": _error_text(refused)}
         except services.CatalogError as error:
             result = {"error": _error_text(error)}
@@ -230,7 +238,9 @@ def test_send(template_id: int):
                 return redirect(url_for(".detail", template_id=template.id))
     context = _panel_context(template, typed, form, result=result, preview=preview)
     if is_htmx():
-        return render_template("catalog/_panel.html", **context)
+        # The result alone (the send button targets it): replacing the whole panel would wipe what the
+        # operator typed while WeChat answered. A refusal brings the card with its marks, out of band.
+        return render_template("catalog/_test_send_answer.html", card_oob=refused_values, **context)
     return render_template("catalog/detail.html", **_detail_context(template, context))
 
 
@@ -372,13 +382,31 @@ def review(template_id: int):
     return redirect(url_for(".detail", template_id=template.id))
 
 
+def _delete_page(template: MessageTemplate, form: DeleteForm):
+    return render_template(
+        "catalog/delete.html", template=template, form=form, impact=services.deletion_impact(template)
+    )
+
+
+@bp.route("/<int:template_id>/delete")
+@requires(Role.admin)
+def delete_confirm(template_id: int):
+    """What deleting would change, and the box to tick; nothing changes until it is posted ticked."""
+    return _delete_page(_get_template(template_id), DeleteForm(formdata=None))
+
+
 @bp.route("/<int:template_id>/delete", methods=("POST",))
-@requires(Role.marketer)
+@requires(Role.admin)
 def delete(template_id: int):
+    """Deleting is an admin's act (marketers and viewers get 403) and needs the ticked confirmation:
+    without it the page comes back with a message and nothing changes."""
     template = _get_template(template_id)
     form = DeleteForm()
     if not form.validate_on_submit():
         abort(400)
+    if not form.confirm.data:
+        form.confirm.errors = [_("Tick the box to confirm the deletion; nothing was deleted.")]
+        return _delete_page(template, form)
     title = template.title
     try:
         services.delete_template(template, at_wechat=bool(form.at_wechat.data))

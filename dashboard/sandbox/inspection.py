@@ -88,7 +88,8 @@ def pushes() -> Response:
 @bp.route("/faults", methods=["GET", "POST"])
 def faults() -> Response:
     """Read or change fault injection: body with any of LATENCY_MS, ERROR_RATE, QUOTA_AFTER (null = off),
-    DROP_AFTER_READ_RATE, CONCURRENCY_WINDOW_MS. Returns ``{"faults": {...}}``."""
+    DROP_AFTER_READ_RATE, CONCURRENCY_WINDOW_MS, HOLD_SENDS (1: sends wait until it is 0 again).
+    Returns ``{"faults": {...}}``."""
     state = get_sandbox().state
     if request.method == "POST":
         try:

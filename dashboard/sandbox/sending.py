@@ -33,6 +33,16 @@ class SendOutcome:
     drop: bool = False
 
 
+HOLD_MAX_SECONDS = 60.0
+
+
+def wait_while_held(state: SandboxState) -> None:
+    """HOLD_SENDS: wait (without the lock) until the fault is set back to 0, at most HOLD_MAX_SECONDS."""
+    deadline = time.monotonic() + HOLD_MAX_SECONDS
+    while state.faults.HOLD_SENDS and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
 def sleep_latency(state: SandboxState) -> None:
     """Injected latency (LATENCY_MS); sleeps without holding the lock."""
     delay = state.faults.LATENCY_MS
@@ -118,6 +128,7 @@ def send(state: SandboxState, access_token: str | None, body: dict[str, Any]) ->
         state.in_flight[openid] += 1
     try:
         sleep_latency(state)
+        wait_while_held(state)
         with state.lock:
             if state.random.random() < state.faults.ERROR_RATE:
                 reply = wx_error(-1)

@@ -57,6 +57,9 @@ DEFAULTS: dict[str, Any] = {
     "QUOTA_AFTER": None,
     "DROP_AFTER_READ_RATE": 0.0,
     "CONCURRENCY_WINDOW_MS": 0,
+    # 1: every subscribeMessage.send waits (after LATENCY_MS) until it is set back to 0, for at most
+    # HOLD_MAX_SECONDS; a test can then act while a send is surely in flight, without guessing a delay.
+    "HOLD_SENDS": 0,
 }
 
 FAULT_KEYS: tuple[str, ...] = (
@@ -65,6 +68,7 @@ FAULT_KEYS: tuple[str, ...] = (
     "QUOTA_AFTER",
     "DROP_AFTER_READ_RATE",
     "CONCURRENCY_WINDOW_MS",
+    "HOLD_SENDS",
 )
 
 PUSH_KEYS: tuple[str, ...] = ("PUSH_URL", "PUSH_FORMAT", "PUSH_MODE", "PUSH_TOKEN", "PUSH_AES_KEY")
@@ -128,6 +132,8 @@ def validate_faults(values: dict[str, Any]) -> dict[str, Any]:
         number = cleaned[key]
         if number is not None and number < 0:
             raise SandboxConfigError(f"{key} must not be negative")
+        if key == "HOLD_SENDS" and number > 1:
+            raise SandboxConfigError("HOLD_SENDS is 0 (off) or 1 (hold sends until set back to 0)")
         if key.endswith("_RATE") and number > 1:
             raise SandboxConfigError(f"{key} is a fraction between 0 and 1")
     return cleaned

@@ -162,6 +162,7 @@ class Faults:
     QUOTA_AFTER: int | None = None
     DROP_AFTER_READ_RATE: float = 0.0
     CONCURRENCY_WINDOW_MS: int = 0
+    HOLD_SENDS: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

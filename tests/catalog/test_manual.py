@@ -236,10 +236,11 @@ def test_the_list_filters_by_type_status_scene_and_drift_and_keeps_them_in_the_u
     assert 'hx-push-url="true"' in page and '<option value="long_term" selected>' in page
 
 
-def test_deleting_removes_it_from_the_catalog_and_audits(app, client, marketer):
+def test_deleting_removes_it_from_the_catalog_and_audits(app, client, marketer, auth):
     register(client)
     template = stored(app)
-    response = client.post(f"/templates/{template.id}/delete", data={})
+    auth.login("admin")  # deleting is an admin's act (tests/catalog/test_delete_confirm.py)
+    response = client.post(f"/templates/{template.id}/delete", data={"confirm": "y"})
     assert response.status_code == 302
     with app.app_context():
         assert db.session.get(MessageTemplate, template.id) is None
@@ -247,20 +248,22 @@ def test_deleting_removes_it_from_the_catalog_and_audits(app, client, marketer):
         assert event.detail == {"template_id": "manual-Tmpl_001", "title": "发货通知", "at_wechat": False}
 
 
-def test_deleting_in_wechat_too_deletes_it_there_first(app, client, marketer, sandbox, catalog):
+def test_deleting_in_wechat_too_deletes_it_there_first(app, client, marketer, auth, sandbox, catalog):
     catalog.sync()
     row = sandbox.templates(type_=2)[0]
     template = catalog.get(row["priTmplId"])
-    response = client.post(f"/templates/{template.id}/delete", data={"at_wechat": "y"})
+    auth.login("admin")
+    response = client.post(f"/templates/{template.id}/delete", data={"at_wechat": "y", "confirm": "y"})
     assert response.status_code == 302
     assert row["priTmplId"] not in {t["priTmplId"] for t in sandbox.get("/templates")["templates"]}
     assert catalog.get(row["priTmplId"]) is None
 
 
-def test_a_refused_deletion_in_wechat_keeps_the_template(app, client, marketer, sandbox):
+def test_a_refused_deletion_in_wechat_keeps_the_template(app, client, marketer, auth, sandbox):
     register(client)  # not in the sandbox: deltemplate answers 20002
     template = stored(app)
-    response = client.post(f"/templates/{template.id}/delete", data={"at_wechat": "y"})
+    auth.login("admin")
+    response = client.post(f"/templates/{template.id}/delete", data={"at_wechat": "y", "confirm": "y"})
     assert response.status_code == 302
     assert "20002" in client.get(response.headers["Location"]).get_data(as_text=True)
     assert stored(app) is not None

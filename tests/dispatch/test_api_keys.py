@@ -47,7 +47,7 @@ def test_revoked_keys_stop_authenticating(app, client, auth):
         assert key is not None and key.last_used_at is not None
         assert authenticate(f"Bearer {plaintext}x") is None and authenticate(plaintext) is None
         key_id = key.id
-    client.post(f"/settings/api-keys/{key_id}/revoke")
+    client.post(f"/settings/api-keys/{key_id}/revoke", data={"confirm": "y"})
     with app.test_request_context():
         assert authenticate(f"Bearer {plaintext}") is None
 

@@ -1,0 +1,5 @@
+"""Chinese strings for the phone menu (templates/base.html)."""
+
+ZH = {
+    "Menu": "菜单",
+}

@@ -20,7 +20,8 @@ CSRF_ON = [{"WTF_CSRF_ENABLED": True}]
 def sample_url(rule) -> str:
     url = rule.rule
     for argument in rule.arguments:
-        number = isinstance(rule._converters[argument], NumberConverter)
+        # An argument only the rule's defaults give (``/campaigns/preview``) has no converter.
+        number = isinstance(rule._converters.get(argument), NumberConverter)
         value = "1" if number else "zh"
         url = re.sub(rf"<(?:[^:>]+:)?{argument}>", value, url)
     return url

@@ -71,7 +71,9 @@ def urls(rule, values: list[str], converters: tuple[type, ...]) -> list[str]:
     for value in values:
         url, replaced = rule.rule, False
         for argument in rule.arguments:
-            converter = rule._converters[argument]
+            converter = rule._converters.get(argument)
+            if converter is None:  # an argument the rule only takes from its defaults
+                continue
             if isinstance(converter, converters):
                 url, replaced = re.sub(rf"<(?:[^:>]+:)?{argument}>", value, url), True
             else:

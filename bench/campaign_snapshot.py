@@ -12,11 +12,19 @@ What runs:
    (2 credits for the first fifth, 1 for the rest), so the segment ``{"grant": {"template_id":
    TMPL_bench_snap, "min_credits": 1}}`` holds N users and ``min_credits: 2`` holds N/5. Three users in
    four of those get a nickname; the fourth has none and takes the fallback.
-3. For N/5 then N, and for (a) fixed values and (b) a per-user value (``{{user.nickname}}`` with a
-   fallback): a draft campaign (with a page, so every row gets its open token) is launched with
-   ``dashboard.campaigns.services.launch`` (→ ``start`` → ``_snapshot`` → ``_fill``), ``--runs`` times.
-   Wall time and the process's peak RSS (``ru_maxrss``) before and after each start are printed; the
-   growth at N against the growth at N/5 shows whether memory follows the recipient count.
+3. For N/5 then N, ``--runs`` rounds, each interleaving three starts on an emptied ``delivery`` table
+   (``TRUNCATE`` before each, so every start writes into the same table): (bare) the floor, one plain
+   ``INSERT … SELECT`` of the same recipients with fixed values and the page as it is (no token, no
+   campaign, one write of every row and its indexes), then ``dashboard.campaigns.services.launch``
+   (→ ``start`` → ``_snapshot``, and ``_snapshot_filled`` on PostgreSQL or ``_fill`` on SQLite for per-user
+   values) of a draft campaign with a page (every row gets its open
+   token) and (a) fixed values, (b) a per-user value (``{{user.nickname}}`` with a fallback).
+   Wall time and the process's peak RSS (``ru_maxrss``) before and after each start are printed, then
+   min / median / max per kind; the growth at N against the growth at N/5 shows whether memory follows
+   the recipient count.
+
+``--no-seed`` reuses a database this script seeded before (same URL), to repeat the starts without the
+minutes of loading.
 """
 
 from __future__ import annotations
@@ -93,6 +101,69 @@ def prepare(db, n: int) -> tuple[int, int]:
     return segments[0].id, segments[1].id
 
 
+def prepared_segments(db) -> tuple[int, int]:
+    """The two segments ``prepare`` made in an earlier run (``--no-seed``)."""
+    import sqlalchemy as sa
+
+    from dashboard.models.segment import Segment
+
+    ids = dict(db.session.execute(sa.select(Segment.name, Segment.id)).all())
+    return ids["snapshot N"], ids["snapshot N/5"]
+
+
+def empty_deliveries() -> None:
+    import sqlalchemy as sa
+
+    from dashboard.extensions import db
+
+    db.session.execute(
+        sa.text("DELETE FROM delivery" if db.engine.dialect.name == "sqlite" else "TRUNCATE delivery CASCADE")
+    )
+    db.session.commit()
+
+
+def bare_start(segment_id: int, label: str) -> tuple[float, int, float, float]:
+    """The floor: the same recipients written once, fixed values, no token, no campaign, one commit."""
+    import sqlalchemy as sa
+
+    from dashboard.audience.segments import segment_user_ids
+    from dashboard.extensions import db
+    from dashboard.models import Delivery, WechatUser
+    from dashboard.models.segment import Segment
+    from dashboard.models.types import utcnow
+
+    segment = db.session.get(Segment, segment_id)
+    user = WechatUser.__table__.c
+    t = Delivery.__table__
+    now = utcnow()
+    columns = {
+        "source": sa.literal("campaign", sa.String),
+        "user_id": user.id,
+        "openid": user.openid,
+        "template_id": sa.literal(TEMPLATE_ID, sa.String),
+        "data": sa.literal({k: v["value"] for k, v in FIXED.items()}, t.c.data.type),
+        "page": sa.literal(PAGE, sa.String),
+        "miniprogram_state": sa.literal("formal", sa.String),
+        "lang": sa.literal("zh_CN", sa.String),
+        "state": sa.literal("pending", sa.String),
+        "attempts": sa.literal(0, sa.Integer),
+        "reason": sa.literal("", sa.String),
+        "errmsg": sa.literal("", sa.String),
+        "created_at": sa.literal(now, t.c.created_at.type),
+        "updated_at": sa.literal(now, t.c.updated_at.type),
+    }
+    before = peak_rss_mib()
+    started = time.perf_counter()
+    select = sa.select(*columns.values()).where(user.id.in_(segment_user_ids(segment.filter, now)))
+    db.session.execute(sa.insert(t).from_select(list(columns), select))
+    recipients = db.session.scalar(sa.select(sa.func.count()).select_from(t))
+    db.session.commit()
+    seconds = time.perf_counter() - started
+    after = peak_rss_mib()
+    db.session.remove()
+    return seconds, recipients, before, after
+
+
 def one_start(segment_id: int, data: dict, label: str) -> tuple[float, int, float, float]:
     from dashboard.campaigns import services
     from dashboard.extensions import db
@@ -119,9 +190,14 @@ def main() -> int:
     parser.add_argument("--snapshot", type=int, default=500_000, help="recipients of the large campaign")
     parser.add_argument("--users", type=int, default=1_000_000)
     parser.add_argument("--balances", type=int, default=3_000_000)
-    parser.add_argument("--runs", type=int, default=1, help="starts per size and kind of values")
+    parser.add_argument(
+        "--runs", type=int, default=1, help="rounds per size (bare, fixed, per-user, interleaved)"
+    )
     parser.add_argument("--database-url", default="")
+    parser.add_argument("--no-seed", action="store_true", help="reuse a database seeded by this script")
     args = parser.parse_args()
+    if args.no_seed and not args.database_url:
+        parser.error("--no-seed needs --database-url (the SQLite file is temporary)")
     if not 5 <= args.snapshot <= args.users:
         parser.error("--snapshot must be between 5 and --users")
 
@@ -134,18 +210,26 @@ def main() -> int:
         app = make_app(url, instance)
         with app.app_context():
             started = time.perf_counter()
-            seed_database(db, url, args.users, args.balances)
-            full, fifth = prepare(db, args.snapshot)
+            if args.no_seed:
+                full, fifth = prepared_segments(db)
+            else:
+                seed_database(db, url, args.users, args.balances)
+                full, fifth = prepare(db, args.snapshot)
+            how = "reused (--no-seed)" if args.no_seed else f"seeded in {time.perf_counter() - started:.1f} s"
             print(
-                f"seeded {args.users:,} users, {args.balances:,} balances and a {args.snapshot:,}-user "
-                f"segment on {db.engine.dialect.name} in {time.perf_counter() - started:.1f} s; "
+                f"{args.users:,} users, {args.balances:,} balances and a {args.snapshot:,}-user segment "
+                f"on {db.engine.dialect.name}, {how}; "
                 f"peak RSS {peak_rss_mib():.0f} MiB, RSS now {current_rss_mib():.0f} MiB"
             )
             results: dict[tuple[str, int], list[tuple[float, int, float, float]]] = {}
             for segment_id, size in ((fifth, args.snapshot // 5), (full, args.snapshot)):
-                for kind, data in (("fixed", FIXED), ("per-user", VARIABLE)):
-                    for run in range(args.runs):
-                        result = one_start(segment_id, data, f"{kind} {size} #{run}")
+                for run in range(args.runs):
+                    for kind, data in (("bare", None), ("fixed", FIXED), ("per-user", VARIABLE)):
+                        empty_deliveries()
+                        if data is None:
+                            result = bare_start(segment_id, f"bare {size} #{run}")
+                        else:
+                            result = one_start(segment_id, data, f"{kind} {size} #{run}")
                         results.setdefault((kind, size), []).append(result)
                         seconds, recipients, before, after = result
                         print(

@@ -12,8 +12,13 @@ What runs:
    written with the database's bulk path (executemany in one transaction on SQLite, COPY on PostgreSQL),
    then ANALYZE (VACUUM ANALYZE on PostgreSQL, as autovacuum would after a bulk load).
 3. The segment ``{"all": [grant T0, tag vip, city = 上海]}`` counted with ``dashboard.audience.segments``
-   (the same SQL the pages and the API run), ``--runs`` times after one warm-up; then ``reach`` for T0.
+   (the same SQL the pages and the API run), ``--runs`` times after one warm-up, each run interleaved with
+   a bare baseline on the same connection: ``SELECT count(*)`` of T0's live balances alone (the grant
+   condition read from its index, the floor of any grant segment). Then ``reach`` for T0.
    Min, median and max wall times are printed with the command line.
+
+``--no-seed`` reuses a database this script seeded before (same URL, schema at head), to repeat the
+timings without the minutes of loading.
 """
 
 from __future__ import annotations
@@ -230,10 +235,16 @@ def main() -> int:
     parser.add_argument("--balances", type=int, default=3_000_000)
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--database-url", default="")
+    parser.add_argument("--no-seed", action="store_true", help="reuse a database seeded by this script")
     args = parser.parse_args()
+    if args.no_seed and not args.database_url:
+        parser.error("--no-seed needs --database-url (the SQLite file is temporary)")
 
-    from dashboard.audience.segments import count_users, reach, validate_filter
+    import sqlalchemy as sa
+
+    from dashboard.audience.segments import count_users, live_grant_condition, reach, validate_filter
     from dashboard.extensions import db
+    from dashboard.models.grants import GrantBalance
 
     print("$", " ".join([Path(sys.executable).name, *sys.argv]))
     with tempfile.TemporaryDirectory() as folder:
@@ -242,11 +253,12 @@ def main() -> int:
         app = make_app(url, instance)
         with app.app_context():
             started = time.perf_counter()
-            seed_database(db, url, args.users, args.balances)
-            print(
-                f"seeded {args.users:,} users and {args.balances:,} balances on {db.engine.dialect.name} "
-                f"in {time.perf_counter() - started:.1f} s"
-            )
+            if not args.no_seed:
+                seed_database(db, url, args.users, args.balances)
+                print(
+                    f"seeded {args.users:,} users and {args.balances:,} balances on "
+                    f"{db.engine.dialect.name} in {time.perf_counter() - started:.1f} s"
+                )
             doc = validate_filter(SEGMENT)
             now = datetime.now(UTC)
 
@@ -260,7 +272,31 @@ def main() -> int:
                 db.session.rollback()
                 return value
 
-            times, n = timed(count, args.runs)
+            def bare():
+                value = db.session.scalar(
+                    sa.select(sa.func.count())
+                    .select_from(GrantBalance)
+                    .where(live_grant_condition(TEMPLATES[0], 1))
+                )
+                db.session.rollback()
+                return value
+
+            bare(), count()  # warm-up: caches, plans
+            times: list[float] = []
+            bare_times: list[float] = []
+            n = live = 0
+            for _ in range(args.runs):
+                for function, into in ((bare, bare_times), (count, times)):
+                    start = time.perf_counter()
+                    value = function()
+                    into.append((time.perf_counter() - start) * 1000)
+                    if function is count:
+                        n = value
+                    else:
+                        live = value
+            print(
+                f"bare: live balances of {TEMPLATES[0]} ({live:,}), {args.runs} runs: {figures(bare_times)}"
+            )
             print(f"segment count ({n:,} users), {args.runs} runs: {figures(times)}")
             times, result = timed(reach_t0, max(3, args.runs // 2))
             print(f"reach for {TEMPLATES[0]} (reachable {result.reachable:,}): {figures(times)}")

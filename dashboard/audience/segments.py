@@ -25,11 +25,13 @@ from zoneinfo import ZoneInfo
 from flask import current_app, has_app_context
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import (
+    Boolean,
     ColumnElement,
     Select,
     String,
     and_,
     case,
+    cast,
     exists,
     false,
     func,
@@ -40,6 +42,7 @@ from sqlalchemy import (
     true,
 )
 from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects.postgresql import JSONB
 
 from ..extensions import db
 from ..grants.services import LONG_TERM
@@ -308,15 +311,45 @@ def _local_today(now: datetime) -> date:
     return now.astimezone(ZoneInfo(zone)).date()
 
 
-def _tag_values():
-    """A one-column table of the user's tags, correlated to the outer ``wechat_user`` row."""
-    if _dialect() == "postgresql":
-        return func.json_array_elements_text(WechatUser.tags).table_valued("value")
-    return func.json_each(WechatUser.tags).table_valued("value")
+def _contains(column, document: Any) -> ColumnElement[bool]:
+    """PostgreSQL: the JSONB ``column`` contains ``document`` (``@>``, answered by its GIN index).
+    ``document`` is a Python value, or a :class:`_RawJson` text kept as written. Never NULL: the column
+    is NOT NULL and so is the document (and a ``coalesce`` around it would hide it from the index)."""
+    if isinstance(document, _RawJson):
+        given = cast(literal(document.text, String), JSONB)
+    else:
+        given = literal(document, JSONB)
+    return column.op("@>", return_type=Boolean)(given)
+
+
+@dataclass(frozen=True)
+class _RawJson:
+    text: str
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(name)
+
+
+def _spelled_json(key: str, value: str) -> _RawJson | None:
+    """``{"<key>": <value>}`` when ``value`` is the JSON text of a number, boolean, list or object (its
+    digits kept as written: ``0.10`` is not rounded through a float); None for anything else."""
+    if "\\u0000" in value.lower():
+        return None  # jsonb holds no NUL character, and refuses the escape
+    try:
+        parsed = json.loads(value, parse_constant=_refuse_constant)
+    except (ValueError, RecursionError):
+        return None
+    if parsed is None or isinstance(parsed, str):
+        return None
+    return _RawJson("{" + json.dumps(key) + ": " + value + "}")
 
 
 def _has_any_tag(tags: list[str]) -> ColumnElement[bool]:
-    values = _tag_values()
+    if _dialect() == "postgresql":
+        # ``tags @> '["vip"]'``: a test on the parsed JSONB, no set-returning subquery per row.
+        return or_(*(_contains(WechatUser.tags, [tag]) for tag in tags))
+    values = func.json_each(WechatUser.tags).table_valued("value")
     return exists(select(literal(1)).select_from(values).where(values.c.value.in_(tags)))
 
 
@@ -350,7 +383,17 @@ def _attribute(leaf: dict, now: datetime) -> ColumnElement[bool]:
     text = _attribute_text(key)
     # coalesce(..., false): a missing attribute is FALSE, not NULL, with the JSON read only once.
     if op == "eq":
-        return func.coalesce(text == value, false())
+        exact = func.coalesce(text == value, false())
+        if _dialect() != "postgresql":
+            return exact
+        # PostgreSQL: containment tests that its GIN index answers, then the exact test. They hold whenever
+        # the exact one does: a string equal to ``value`` is contained as that string, and a number,
+        # boolean, list or object whose text is ``value`` as the JSON that ``value`` spells.
+        maybe = [_contains(WechatUser.attributes, {key: value})]
+        spelled = _spelled_json(key, value)
+        if spelled is not None:
+            maybe.append(_contains(WechatUser.attributes, spelled))
+        return and_(or_(*maybe), exact)
     if op == "contains":
         return func.coalesce(func.lower(text).contains(value.lower(), autoescape=True), false())
     if op == "set":

@@ -56,13 +56,14 @@ class SamplePreview:
     preview: Preview | None
     problem: str | None  # the values cannot be used at all (a keyword named)
     refused_key: str | None  # this user would be skipped: this keyword's value breaks its rule
+    problem_key: str | None = None  # the keyword ``problem`` names
 
 
 def preview_for(template: MessageTemplate, data: Any, user: dict[str, Any], lang: str) -> SamplePreview:
     try:
         sources = values.parse_sources(template.keyword_specs, data or {})
     except values.BadValue as bad:
-        return SamplePreview(None, bad.message, None)
+        return SamplePreview(None, bad.message, None, bad.key)
     filled = values.fill(sources, user)
     if isinstance(filled, str):
         # Skipped at launch: the card shows the text as it came out, with its rule's complaint marked.

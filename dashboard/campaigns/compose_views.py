@@ -5,6 +5,7 @@ field it names."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from typing import Any
 
@@ -94,6 +95,15 @@ def say(message: str) -> str:
     sentences = re.split(r"(?<=[.])\s+(?=[A-Z])", message.strip())
     joiner = "" if _locale() == "zh" else " "  # Chinese sentences end in 。 and need no space
     return joiner.join(str(STATE_SENTENCES.get(sentence, sentence)) for sentence in sentences)
+
+
+def preview_words(result: compose.SamplePreview, template) -> compose.SamplePreview:
+    """The preview's problem in the operator's language, the keyword named (as the form says it)."""
+    if not result.problem or not result.problem_key:
+        return result
+    labels = {spec["key"]: spec.get("label") or spec["key"] for spec in template.keyword_specs}
+    error = services.CampaignError(422, "invalid_value", result.problem, f"data.{result.problem_key}")
+    return dataclasses.replace(result, problem=error_words(error, labels))
 
 
 def error_words(error: services.CampaignError, labels: dict[str, str]) -> str:
@@ -190,6 +200,7 @@ def _page(form: ComposeForm, campaign: Campaign | None, templates, entries, stat
     if template is not None and entries is not None:
         user = compose.user_mapping(sample[0]) if sample else compose.user_mapping(None)
         preview = compose.preview_for(template, keyword_data(entries), user, form.lang.data or "zh_CN")
+        preview = preview_words(preview, template)
     paused = campaign is not None and campaign.state == S.paused
     context: dict[str, Any] = {
         "form": form,
@@ -360,7 +371,7 @@ def preview(campaign_id: int | None):
     if user is None and sample:
         user = sample[0]
     lang = args.get("lang") or (campaign.lang if campaign else template.lang) or "zh_CN"
-    result = compose.preview_for(template, data, compose.user_mapping(user), lang)
+    result = preview_words(compose.preview_for(template, data, compose.user_mapping(user), lang), template)
     response = make_response(
         render_template(
             "campaigns/_compose_preview.html",

@@ -7,6 +7,7 @@ like any other, held by ``dispatch.campaign_gate`` while the campaign may not se
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from flask import current_app
+from sqlalchemy.dialects import postgresql as postgresql_dialect
 
 from ..audience.segments import segment_user_ids
 from ..catalog.services import get_by_template_id, template_usable
@@ -22,7 +24,7 @@ from ..deliveries.opens import campaign_page_problem, count_opens, sql_open_toke
 from ..dispatch.campaign_gate import CANCELLED_HOLD
 from ..extensions import db
 from ..models import Delivery, DeliverySource, DeliveryState, DispatchState, WechatUser
-from ..models.campaign import Campaign, CampaignState
+from ..models.campaign import HOLD_REASONS, Campaign, CampaignState
 from ..models.catalog import MessageTemplate
 from ..models.dispatch import DISPATCH_STATE_ID
 from ..models.segment import Segment
@@ -36,8 +38,11 @@ SNAPSHOT_BATCH = 1000
 # The failure rate is judged once this many of a campaign's sends have an answer, not on the first few.
 FAILURE_SAMPLE = 50
 OPEN_STATES = (DeliveryState.pending.value, DeliveryState.retry_wait.value, DeliveryState.sending.value)
-REASON_QUOTA = "WeChat's daily sending quota is used up (45009)."
-REASON_OPERATOR = "Paused by an operator."
+# Why a campaign is held: a code (``models.campaign.HOLD_REASONS``) and its numbers, said in the
+# operator's language on the page and in English by the API. The REASON_ names are the API's sentences.
+HOLD_OPERATOR, HOLD_QUOTA, HOLD_FAILURES = "operator", "quota", "failure_rate"
+REASON_QUOTA = HOLD_REASONS[HOLD_QUOTA]
+REASON_OPERATOR = HOLD_REASONS[HOLD_OPERATOR]
 
 
 class CampaignError(Exception):
@@ -188,8 +193,13 @@ def start(campaign_id: int, now: datetime | None = None) -> int:
 
 
 def _snapshot(campaign: Campaign, now: datetime) -> int:
-    """One INSERT … SELECT of the segment's users as pending deliveries (no user is loaded into Python);
-    values with user variables are then filled in bounded batches, streaming delivery ids."""
+    """The segment's users as pending deliveries, each row written once with its open token and its
+    tracked page, and no user held in Python beyond one window of ``SNAPSHOT_BATCH``.
+
+    Fixed values: one INSERT … SELECT. Values with user variables: on PostgreSQL, ``_snapshot_filled``
+    (each row inserted with its values); on SQLite, the INSERT … SELECT then ``_fill`` in windows of
+    delivery ids (SQLite rewrites a row in place, without PostgreSQL's new row version and index entries).
+    """
     template = _template(campaign.template_id)
     sources = check_sources(template, campaign.data)
     segment = db.session.get(Segment, campaign.segment_id)
@@ -198,16 +208,35 @@ def _snapshot(campaign: Campaign, now: datetime) -> int:
         raise CampaignError(
             422, "invalid_value", f"{constant}: the value breaks its rule.", f"data.{constant}"
         )
+    dialect = db.session.get_bind().dialect.name
     user = WechatUser.__table__.c
     t = Delivery.__table__
+    # A card that opens a page carries an open token (``deliveries.opens``), one per recipient, made by
+    # the database. The token is drawn once per user in ``recipients`` and read twice (the token column,
+    # and the page built from it), so every row is written once.
+    prefix = tracked_page_prefix(campaign.page)
+    if dialect == "postgresql" and not values.constant(sources):
+        return _snapshot_filled(campaign, sources, segment, now, prefix)
+    chosen = [user.id.label("user_id"), user.openid.label("openid")]
+    if prefix:
+        chosen.append(sql_open_token(dialect).label("token"))
+    recipients_query = sa.select(*chosen).where(user.id.in_(segment_user_ids(segment.filter, now)))
+    if prefix and dialect != "postgresql":
+        # SQLite would flatten a subquery into the outer SELECT and draw the token once per use; a
+        # MATERIALIZED CTE is evaluated once. PostgreSQL never flattens a subquery whose output has a
+        # volatile function (gen_random_uuid), so it needs no temporary copy of the recipients.
+        recipients = recipients_query.cte("recipients").prefix_with("MATERIALIZED")
+    else:
+        recipients = recipients_query.subquery("recipients")
+    r = recipients.c
     columns = {
         "source": sa.literal(DeliverySource.campaign.value, sa.String),
         "campaign_id": sa.literal(campaign.id, sa.Integer),
-        "user_id": user.id,
-        "openid": user.openid,
+        "user_id": r.user_id,
+        "openid": r.openid,
         "template_id": sa.literal(campaign.template_id, sa.String),
         "data": sa.literal(constant, t.c.data.type),
-        "page": sa.literal(campaign.page, sa.String),
+        "page": sa.literal(prefix, sa.String) + r.token if prefix else sa.literal(campaign.page, sa.String),
         "miniprogram_state": sa.literal(campaign.miniprogram_state, sa.String),
         "lang": sa.literal(campaign.lang, sa.String),
         "state": sa.literal(DeliveryState.pending.value, sa.String),
@@ -217,26 +246,112 @@ def _snapshot(campaign: Campaign, now: datetime) -> int:
         "created_at": sa.literal(now, t.c.created_at.type),
         "updated_at": sa.literal(now, t.c.updated_at.type),
     }
-    # A card that opens a page carries an open token (``deliveries.opens``), one per recipient, made by
-    # the database in the same INSERT; the page is completed from it right after.
-    prefix = tracked_page_prefix(campaign.page)
     if prefix:
-        columns["open_token"] = sql_open_token(db.session.get_bind().dialect.name)
-    select = sa.select(*columns.values()).where(user.id.in_(segment_user_ids(segment.filter, now)))
-    db.session.execute(sa.insert(t).from_select(list(columns), select))
-    if prefix:
-        db.session.execute(
-            sa.update(t)
-            .where(t.c.campaign_id == campaign.id)
-            .values(page=sa.literal(prefix, sa.String) + t.c.open_token)
-        )
+        columns["open_token"] = r.token
+    db.session.execute(sa.insert(t).from_select(list(columns), sa.select(*columns.values())))
     # Counted, not taken from rowcount: drivers do not all report it for INSERT … SELECT.
-    recipients = db.session.scalar(
+    recipients_count = db.session.scalar(
         sa.select(sa.func.count()).select_from(t).where(t.c.campaign_id == campaign.id)
     )
     if not values.constant(sources):
         _fill(campaign.id, sources)
-    return recipients
+    return recipients_count
+
+
+_RECIPIENTS = "snapshot_recipients"
+# ``deliveries.opens.sql_open_token`` as PostgreSQL text, for the statements below.
+_DRAW_PG = str(
+    sql_open_token("postgresql").compile(
+        dialect=postgresql_dialect.dialect(), compile_kwargs={"literal_binds": True}
+    )
+)
+_INSERT_FILLED = (
+    "INSERT INTO delivery (source, campaign_id, user_id, openid, template_id, data, page,"
+    " miniprogram_state, lang, state, attempts, reason, errmsg, created_at, updated_at, open_token)"
+    " SELECT :source, :campaign_id, filled.id, filled.openid, :template_id, CAST(filled.data AS JSON),"
+    " {page_sql}, :miniprogram_state, :lang, filled.state, 0, filled.reason, '', :now, :now, {kept_sql}"
+    " FROM (SELECT given.*, {draw_sql} AS token"
+    " FROM unnest(CAST(:ids AS INTEGER[]), CAST(:openids AS TEXT[]), CAST(:data AS TEXT[]),"
+    " CAST(:states AS TEXT[]), CAST(:reasons AS TEXT[])) AS given (id, openid, data, state, reason)) AS filled"
+)
+_NOW = sa.bindparam("now", type_=Delivery.__table__.c.created_at.type)
+# The token is drawn once per row in the subquery (PostgreSQL never flattens a subquery whose output has a
+# volatile function) and read twice: the page and the token column.
+_INSERT_FILLED_TRACKED = sa.text(
+    _INSERT_FILLED.format(page_sql=":prefix || filled.token", kept_sql="filled.token", draw_sql=_DRAW_PG)
+).bindparams(_NOW)
+_INSERT_FILLED_UNTRACKED = sa.text(
+    _INSERT_FILLED.format(page_sql="CAST(:page AS TEXT)", kept_sql="NULL", draw_sql="NULL")
+).bindparams(_NOW)
+
+
+def _snapshot_filled(
+    campaign: Campaign, sources: list[values.KeywordSource], segment: Segment, now: datetime, prefix: str
+) -> int:
+    """PostgreSQL, values with user variables: the segment's user ids are taken once into a temporary
+    table (dropped at commit), then read back in windows with the fields the values use; each window's
+    rows are inserted with their filled values (or skipped, ``invalid_value``) in one statement, their
+    columns as arrays. Every delivery row is written once: an UPDATE of a new row would write it again
+    with all its index entries."""
+    user = WechatUser.__table__.c
+    db.session.execute(
+        sa.text(f"CREATE TEMPORARY TABLE {_RECIPIENTS} (id INTEGER PRIMARY KEY) ON COMMIT DROP")
+    )
+    recipients = sa.table(_RECIPIENTS, sa.column("id", sa.Integer))
+    db.session.execute(sa.insert(recipients).from_select(["id"], segment_user_ids(segment.filter, now)))
+    db.session.execute(sa.text(f"ANALYZE {_RECIPIENTS}"))  # autovacuum never sees a temporary table
+    insert = _INSERT_FILLED_TRACKED if prefix else _INSERT_FILLED_UNTRACKED
+    # Text without variables is the same for everyone: judged once, not once per recipient (its rule
+    # never refuses it: ``check_sources`` did). The keys keep the template's order.
+    varying = [source for source in sources if source.variables]
+    same = values.fill([source for source in sources if not source.variables], {})
+    if isinstance(same, str):  # cannot happen: check_sources judged every constant value
+        raise CampaignError(422, "invalid_value", f"{same}: the value breaks its rule.", f"data.{same}")
+    order = [source.key for source in sources]
+    fixed = {
+        "source": DeliverySource.campaign.value,
+        "campaign_id": campaign.id,
+        "template_id": campaign.template_id,
+        "miniprogram_state": campaign.miniprogram_state,
+        "lang": campaign.lang,
+        "now": now,
+        **({"prefix": prefix} if prefix else {"page": campaign.page}),
+    }
+    total, last = 0, 0
+    while True:
+        # The window's ids first (LIMIT on the temporary table alone), then their users by primary key:
+        # a join under the LIMIT may be planned as a merge join that walks every user below ``last``
+        # again in each window, which grows with the square of the recipients.
+        window_ids = (
+            sa.select(recipients.c.id)
+            .where(recipients.c.id > last)
+            .order_by(recipients.c.id)
+            .limit(SNAPSHOT_BATCH)
+        )
+        rows = db.session.execute(
+            sa.select(user.id, user.openid, user.unionid, user.nickname, user.attributes)
+            .where(user.id.in_(window_ids.scalar_subquery()))
+            .order_by(user.id)
+        ).all()
+        if not rows:
+            return total
+        last = rows[-1].id
+        window: dict[str, list] = {"ids": [], "openids": [], "data": [], "states": [], "reasons": []}
+        for row in rows:
+            own = values.fill(varying, row._mapping)
+            if isinstance(own, str):
+                data: dict[str, str] | str = own
+            else:
+                merged = {**same, **own}
+                data = {key: merged[key] for key in order}
+            refused = isinstance(data, str)
+            window["ids"].append(row.id)
+            window["openids"].append(row.openid)
+            window["data"].append("{}" if refused else json.dumps(data))
+            window["states"].append(DeliveryState.skipped.value if refused else DeliveryState.pending.value)
+            window["reasons"].append("invalid_value" if refused else "")
+        db.session.execute(insert, {**fixed, **window})
+        total += len(rows)
 
 
 def _fill(campaign_id: int, sources: list[values.KeywordSource], *, only_unsent: bool = False) -> None:
@@ -255,11 +370,6 @@ def _fill(campaign_id: int, sources: list[values.KeywordSource], *, only_unsent:
             .values(data=constant, updated_at=utcnow())
         )
         return
-    update = (
-        sa.update(t)
-        .where(t.c.id == sa.bindparam("b_id"))
-        .values(data=sa.bindparam("b_data"), state=sa.bindparam("b_state"), reason=sa.bindparam("b_reason"))
-    )
     mine = [t.c.campaign_id == campaign_id]
     if only_unsent:
         mine.append(t.c.state.in_(waiting))
@@ -270,35 +380,70 @@ def _fill(campaign_id: int, sources: list[values.KeywordSource], *, only_unsent:
         return
     for window in range(low, high + 1, SNAPSHOT_BATCH):
         rows = db.session.execute(
-            sa.select(
-                t.c.id, t.c.state, t.c.reason, user.openid, user.unionid, user.nickname, user.attributes
-            )
+            sa.select(t.c.id, user.openid, user.unionid, user.nickname, user.attributes)
             .join(WechatUser.__table__, user.id == t.c.user_id)
             .where(*mine, t.c.id >= window, t.c.id < window + SNAPSHOT_BATCH)
         ).all()
-        if not rows:
-            continue
-        params = []
+        filled: list[tuple[int, dict[str, str]]] = []
+        refused: list[int] = []
         for row in rows:
-            filled = values.fill(sources, row._mapping)
-            if isinstance(filled, str):
-                params.append(
-                    {"b_id": row.id, "b_data": {}, "b_state": "skipped", "b_reason": "invalid_value"}
-                )
+            data = values.fill(sources, row._mapping)
+            if isinstance(data, str):
+                refused.append(row.id)
             else:
-                # A row keeps its state (a retry_wait keeps its backoff); only its values change.
-                params.append(
-                    {"b_id": row.id, "b_data": filled, "b_state": row.state, "b_reason": row.reason}
-                )
-        db.session.execute(update, params, execution_options={"synchronize_session": False})
+                filled.append((row.id, data))
+        _write_filled(filled, refused)
+
+
+_FILL_WINDOW = sa.text(
+    "UPDATE delivery SET data = CAST(filled.data AS JSON), updated_at = :now"
+    " FROM unnest(CAST(:ids AS INTEGER[]), CAST(:data AS TEXT[])) AS filled (id, data)"
+    " WHERE delivery.id = filled.id"
+).bindparams(sa.bindparam("now", type_=Delivery.__table__.c.updated_at.type))
+
+
+def _write_filled(filled: list[tuple[int, dict[str, str]]], refused: list[int]) -> None:
+    """One window of ``_fill``: each filled row's values (its state and reason are kept: a retry_wait keeps
+    its backoff), and the rows whose values their rule refuses skipped as ``invalid_value``."""
+    t = Delivery.__table__
+    now = utcnow()
+    if refused:
+        db.session.execute(
+            sa.update(t)
+            .where(t.c.id.in_(refused))
+            .values(data={}, state=DeliveryState.skipped, reason="invalid_value", updated_at=now)
+        )
+    if not filled:
+        return
+    if db.session.get_bind().dialect.name == "postgresql":
+        # One statement per window, its rows as two arrays: an executemany of single-row UPDATEs costs a
+        # round trip and an index lookup per row, and a VALUES list of 2,000 parameters costs SQLAlchemy
+        # more to compile than PostgreSQL to run. This text never changes, so it is compiled once.
+        db.session.execute(
+            _FILL_WINDOW,
+            {
+                "ids": [row_id for row_id, _ in filled],
+                "data": [json.dumps(data) for _, data in filled],
+                "now": now,
+            },
+        )
+        return
+    # SQLite runs an executemany in process, without round trips.
+    db.session.execute(
+        sa.update(t)
+        .where(t.c.id == sa.bindparam("b_id"))
+        .values(data=sa.bindparam("b_data"), updated_at=now),
+        [{"b_id": row_id, "b_data": data} for row_id, data in filled],
+        execution_options={"synchronize_session": False},
+    )
 
 
 # -- pausing, resuming, cancelling ---------------------------------------------------------------------
 
 
-def pause(campaign_id: int, reason: str = REASON_OPERATOR, now: datetime | None = None) -> Campaign:
+def pause(campaign_id: int, code: str = HOLD_OPERATOR, now: datetime | None = None) -> Campaign:
     """The claim stops taking its rows (what is in flight finishes); commits."""
-    states.move(db.session, campaign_id, S.paused, now=now, pause_reason=reason)
+    states.move(db.session, campaign_id, S.paused, now=now, hold_code=code, hold_args={})
     db.session.commit()
     return _get(campaign_id)
 
@@ -352,6 +497,7 @@ def supervise(now: datetime | None = None) -> Supervised:
     ).all()
     for campaign_id in due:
         try:
+            _check_launchable(_get(campaign_id))  # the template may have been disabled since the launch
             start(campaign_id, now)
             done.started += 1
         except InvalidTransition:  # an operator cancelled it meanwhile
@@ -359,6 +505,7 @@ def supervise(now: datetime | None = None) -> Supervised:
         except CampaignError as refused:  # e.g. its template was disabled: it waits, and says why
             db.session.rollback()
             log.warning("scheduled campaign %s cannot start: %s", campaign_id, refused.message)
+            _hold_scheduled(campaign_id, refused)
     running = db.session.scalars(sa.select(Campaign.id).where(Campaign.state == S.running)).all()
     quota_paused = db.session.scalar(
         sa.select(DispatchState.paused_until).where(DispatchState.id == DISPATCH_STATE_ID)
@@ -366,15 +513,21 @@ def supervise(now: datetime | None = None) -> Supervised:
     threshold = current_app.config.get("CAMPAIGN_PAUSE_FAILURE_PERCENT", 20)
     t = Delivery.__table__.c
     for campaign_id in running:
-        reason = None
+        reason: tuple[str, dict[str, int]] | None = None
         if quota_paused is not None and quota_paused > now:
-            reason = REASON_QUOTA
+            reason = (HOLD_QUOTA, {})
         elif threshold:
             reason = _failure_reason(campaign_id, threshold)
         try:
             if reason is not None:
                 states.move(
-                    db.session, campaign_id, S.paused, now=now, sources=(S.running,), pause_reason=reason
+                    db.session,
+                    campaign_id,
+                    S.paused,
+                    now=now,
+                    sources=(S.running,),
+                    hold_code=reason[0],
+                    hold_args=reason[1],
                 )
                 db.session.commit()
                 done.paused += 1
@@ -393,7 +546,7 @@ def supervise(now: datetime | None = None) -> Supervised:
     if quota_paused is None or quota_paused <= now:
         # The quota pause is WeChat's, not an operator's: its campaigns go on when sending does.
         for campaign_id in db.session.scalars(
-            sa.select(Campaign.id).where(Campaign.state == S.paused, Campaign.pause_reason == REASON_QUOTA)
+            sa.select(Campaign.id).where(Campaign.state == S.paused, Campaign.hold_code == HOLD_QUOTA)
         ).all():
             try:
                 states.move(db.session, campaign_id, S.running, now=now, sources=(S.paused,))
@@ -410,7 +563,29 @@ def supervise(now: datetime | None = None) -> Supervised:
     return done
 
 
-def _failure_reason(campaign_id: int, threshold: int) -> str | None:
+def _hold_scheduled(campaign_id: int, refused: CampaignError) -> None:
+    """Record on a scheduled campaign why it waits past its time (written only when it changes)."""
+    if refused.code.startswith("template_"):
+        hold = ("template", {"why": refused.code.removeprefix("template_")})
+    elif refused.code == "unknown_segment":
+        hold = ("segment", {})
+    else:
+        hold = ("values", {"key": (refused.field or "").removeprefix("data.")})
+    current = db.session.execute(
+        sa.select(Campaign.hold_code, Campaign.hold_args).where(Campaign.id == campaign_id)
+    ).one_or_none()
+    if current is None or (current.hold_code, current.hold_args) == hold:
+        return
+    db.session.execute(
+        sa.update(Campaign)
+        .where(Campaign.id == campaign_id, Campaign.state == S.scheduled)
+        .values(hold_code=hold[0], hold_args=hold[1], updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    db.session.commit()
+
+
+def _failure_reason(campaign_id: int, threshold: int) -> tuple[str, dict[str, int]] | None:
     t = Delivery.__table__.c
     answered = sa.func.count().filter(
         t.state.in_([DeliveryState.sent.value, DeliveryState.failed.value, DeliveryState.unknown.value])
@@ -419,7 +594,7 @@ def _failure_reason(campaign_id: int, threshold: int) -> str | None:
     row = db.session.execute(sa.select(answered, failed).where(t.campaign_id == campaign_id)).one()
     total, failures = row
     if total >= FAILURE_SAMPLE and failures * 100 > threshold * total:
-        return f"{failures} of {total} sends failed, more than the {threshold}% allowed."
+        return HOLD_FAILURES, {"failed": failures, "answered": total, "threshold": threshold}
     return None
 
 

@@ -26,7 +26,8 @@ TRANSITIONS: dict[CampaignState, frozenset[CampaignState]] = {
     S.scheduled: frozenset({S.running, S.cancelled}),
     S.running: frozenset({S.paused, S.completed, S.cancelled}),
     S.paused: frozenset({S.running, S.cancelled}),
-    S.completed: frozenset(),
+    # Back to running only to re-send failures that may pass now ("retry transient failures").
+    S.completed: frozenset({S.running}),
     S.cancelled: frozenset(),
 }
 
@@ -107,8 +108,8 @@ def move(
     stamps: dict[str, Any] = {"state": target, "updated_at": now}
     if target in (S.completed, S.cancelled):
         stamps["finished_at"] = now
-    if target == S.running and "pause_reason" not in values:
-        stamps["pause_reason"] = ""
+    if target == S.running and "hold_code" not in values:
+        stamps["hold_code"], stamps["hold_args"] = "", {}
     result = session.execute(
         sa.update(Campaign)
         .where(Campaign.id == campaign_id, Campaign.state == current)

@@ -1,10 +1,12 @@
-"""The Campaigns pages: the list (with a state filter) and a campaign's state and counts, with launch,
-pause, resume and cancel behind a confirmation. Composing is done through the API for now."""
+"""The Campaigns pages: the list (with a state filter) and a campaign's page — its state, its progress
+(polled while it may still change), launch, pause, resume and cancel behind a confirmation, and once it
+has started its report: outcomes by error class, opens, the delivery log (filtered, paged, as CSV) and
+"retry transient failures"."""
 
 from __future__ import annotations
 
 import sqlalchemy as sa
-from flask import Blueprint, abort, flash, redirect, request, url_for
+from flask import Blueprint, Response, abort, flash, redirect, request, stream_with_context, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
@@ -13,15 +15,18 @@ from ..audit.services import record
 from ..dispatch.tasks import kick_dispatch
 from ..extensions import db
 from ..forms import EmptyForm
-from ..htmx import render_page_or_fragment
-from ..models import Role
+from ..htmx import is_htmx, render_page_or_fragment
+from ..models import DeliveryState, Role
 from ..models.campaign import Campaign, CampaignState
 from ..models.segment import Segment
-from . import services
+from . import report, retry, services
 from .states import InvalidTransition
 
 bp = Blueprint("campaigns", __name__)
 PAGE_SIZE = 50
+LOG_PAGE_SIZE = 25
+# States in which the progress card polls: it may still change by itself.
+LIVE_STATES = (CampaignState.scheduled, CampaignState.running, CampaignState.paused)
 STATE_LABELS = {
     "draft": _l("draft"),
     "scheduled": _l("scheduled"),
@@ -63,19 +68,113 @@ def index():
     )
 
 
+@bp.app_template_global()
+def campaign_hold_text(campaign: Campaign) -> str:
+    """Why a campaign is paused or waits, in the operator's language ("" when nothing holds it)."""
+    return report.hold_text(campaign)
+
+
+def _log_context(campaign: Campaign, args) -> dict:
+    criteria = report.LogFilter.from_args(args)
+    log = db.paginate(report.log_query(campaign.id, criteria), per_page=LOG_PAGE_SIZE, error_out=False)
+    return {
+        "log": log,
+        "log_filter": criteria,
+        "class_labels": report.CLASS_LABELS,
+        "skip_labels": report.SKIP_LABELS,
+        "delivery_states": [state.value for state in DeliveryState],
+        "row_outcome": report.row_outcome,
+    }
+
+
 @bp.route("/<int:campaign_id>")
 @requires(Role.viewer)
 def detail(campaign_id: int):
     campaign = db.get_or_404(Campaign, campaign_id)
+    seen = request.args.get("seen")
+    if is_htmx() and seen and seen != campaign.state.value:
+        # The state changed under the page (completed, paused by itself...): its buttons and report
+        # belong to the new state, so the whole page is loaded again.
+        response = Response("", 200)
+        response.headers["HX-Refresh"] = "true"
+        response.headers.add("Vary", "HX-Request")
+        return response
+    context = {
+        "campaign": campaign,
+        "figures": report.figures(campaign),
+        "live": campaign.state in LIVE_STATES,
+        "duration_text": report.duration_text,
+    }
+    if not is_htmx():
+        context |= _log_context(campaign, request.args) if campaign.started_at else {}
+        context |= {
+            "segment": db.session.get(Segment, campaign.segment_id) if campaign.segment_id else None,
+            "buttons": [(name, ACTIONS[name][1]) for name in BUTTONS.get(campaign.state, ())],
+            "can_retry": campaign.state in retry.RETRY_STATES,
+            "form": EmptyForm(),
+        }
+    return render_page_or_fragment("campaigns/detail.html", "campaigns/_progress.html", **context)
+
+
+@bp.route("/<int:campaign_id>/deliveries")
+@requires(Role.viewer)
+def deliveries(campaign_id: int):
+    """The campaign's delivery log: the fragment for htmx (filters, pages), else the campaign's page."""
+    campaign = db.get_or_404(Campaign, campaign_id)
+    if not is_htmx():
+        args = report.LogFilter.from_args(request.args).to_args()
+        if request.args.get("page", "").isdigit():
+            args["page"] = request.args["page"]
+        return redirect(url_for(".detail", campaign_id=campaign_id, **args, _anchor="campaign-log"))
     return render_page_or_fragment(
         "campaigns/detail.html",
-        "campaigns/_progress.html",
+        "campaigns/_log.html",
         campaign=campaign,
-        counts=services.counts(campaign),
-        segment=db.session.get(Segment, campaign.segment_id) if campaign.segment_id else None,
-        buttons=[(name, ACTIONS[name][1]) for name in BUTTONS.get(campaign.state, ())],
-        form=EmptyForm(),
+        **_log_context(campaign, request.args),
     )
+
+
+@bp.route("/<int:campaign_id>/deliveries.csv")
+@requires(Role.viewer)
+def deliveries_csv(campaign_id: int):
+    """The filtered log as CSV, streamed in batches (never built in memory)."""
+    db.get_or_404(Campaign, campaign_id)
+    criteria = report.LogFilter.from_args(request.args)
+    response = Response(
+        stream_with_context(report.csv_rows(campaign_id, criteria)), mimetype="text/csv; charset=utf-8"
+    )
+    response.headers["Content-Disposition"] = f'attachment; filename="campaign-{campaign_id}-deliveries.csv"'
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.route("/<int:campaign_id>/retry-failed", methods=("POST",))
+@requires(Role.marketer)
+def retry_failed(campaign_id: int):
+    """Send the campaign's transient failures again, once the operator confirmed how many."""
+    db.get_or_404(Campaign, campaign_id)
+    form = EmptyForm()
+    if not form.validate_on_submit():
+        abort(400)
+    if request.form.get("confirm") != "yes":
+        flash(_("Tick the box to confirm."), "error")
+        return redirect(url_for(".detail", campaign_id=campaign_id))
+    try:
+        count = retry.retry_failed(campaign_id)
+    except InvalidTransition as refused:
+        db.session.rollback()
+        state = campaign_state_label(refused.current.value)
+        flash(_("Not possible now: the campaign is %(state)s.", state=state), "error")
+        return redirect(url_for(".detail", campaign_id=campaign_id))
+    if not count:
+        db.session.rollback()
+        flash(_("No failed send can be retried."), "error")
+        return redirect(url_for(".detail", campaign_id=campaign_id))
+    record("campaign.retry_failed", db.session.get(Campaign, campaign_id), rows=count)
+    db.session.commit()
+    kick_dispatch()
+    flash(_("%(n)s failed sends queued again.", n=count), "success")
+    return redirect(url_for(".detail", campaign_id=campaign_id))
 
 
 @bp.route("/<int:campaign_id>/<action>", methods=("POST",))

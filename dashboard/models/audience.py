@@ -5,11 +5,27 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, String
+from sqlalchemy import JSON, Index, String, false
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..extensions import db
 from .types import UTCDateTime, utcnow
+
+# Tags and attributes are JSONB on PostgreSQL (migration 0017): a segment's tag and attribute conditions are
+# containment tests (``@>``) answered by GIN indexes, without parsing every candidate row's JSON text.
+SEGMENT_JSON = JSON().with_variant(JSONB(), "postgresql")
+
+
+def _gin(name: str, column: str) -> Index:
+    """A GIN index on PostgreSQL; on SQLite, which has no use for it, an index that holds no row."""
+    return Index(
+        name,
+        column,
+        postgresql_using="gin",
+        postgresql_ops={column: "jsonb_path_ops"},
+        sqlite_where=false(),
+    )
 
 
 class WechatUser(db.Model):
@@ -25,13 +41,14 @@ class WechatUser(db.Model):
     """
 
     __tablename__ = "wechat_user"
+    __table_args__ = (_gin("ix_wechat_user_tags", "tags"), _gin("ix_wechat_user_attributes", "attributes"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     openid: Mapped[str] = mapped_column(String(64), unique=True)
     unionid: Mapped[str | None] = mapped_column(String(64), index=True)
     nickname: Mapped[str] = mapped_column(String(64), default="")
-    tags: Mapped[list[str]] = mapped_column(JSON, default=list)
-    attributes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    tags: Mapped[list[str]] = mapped_column(SEGMENT_JSON, default=list)
+    attributes: Mapped[dict[str, Any]] = mapped_column(SEGMENT_JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     main_switch: Mapped[bool | None] = mapped_column()

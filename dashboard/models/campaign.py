@@ -27,6 +27,41 @@ class CampaignState(enum.StrEnum):
     cancelled = "cancelled"
 
 
+# Why a campaign is held, by code, in English (the API's ``pause_reason``). The console shows the same
+# sentences translated (``campaigns.report.HOLD_TEXT``, the same msgids); %(name)s are ``hold_args``.
+HOLD_REASONS: dict[str, str] = {
+    "operator": "Paused by an operator.",
+    "quota": "WeChat's daily sending quota is used up (45009).",
+    "failure_rate": "%(failed)s of %(answered)s sends failed, more than the %(threshold)s%% allowed.",
+    "template": "Waiting: the template cannot be used now (%(why)s).",
+    "segment": "Waiting: the campaign's segment no longer exists.",
+    "values": "Waiting: a keyword value breaks its rule (%(key)s).",
+}
+# The words for the ``template`` hold's ``why`` (``catalog.services.template_usable``).
+TEMPLATE_PROBLEMS: dict[str, str] = {
+    "unknown": "not in the catalog",
+    "removed": "removed at WeChat",
+    "disabled": "disabled",
+    "changed": "changed at WeChat",
+}
+
+
+def hold_sentence(code: str, args: dict[str, Any] | None) -> str:
+    """The English sentence for a hold; "" for none, the code itself for one this version does not know."""
+    if not code:
+        return ""
+    text = HOLD_REASONS.get(code)
+    if text is None:
+        return code
+    values = dict(args or {})
+    if code == "template":
+        values["why"] = TEMPLATE_PROBLEMS.get(str(values.get("why")), values.get("why", ""))
+    try:
+        return text % values
+    except (KeyError, TypeError, ValueError):
+        return text.split("%(")[0].rstrip(" (") + "."
+
+
 DEFAULT_QUIET_START = time(21, 0)
 DEFAULT_QUIET_END = time(8, 0)
 
@@ -50,8 +85,11 @@ class Campaign(db.Model):
     state: Mapped[CampaignState] = mapped_column(
         Enum(CampaignState, native_enum=False, length=16, validate_strings=True), default=CampaignState.draft
     )
-    # Why a campaign is paused, in our words (an operator, the failure rate, WeChat's daily quota).
-    pause_reason: Mapped[str] = mapped_column(String(200), default="")
+    # Why a campaign is paused, or why a scheduled one waits past its time: a code from ``HOLD_REASONS``
+    # (an operator, the failure rate, WeChat's daily quota, an unusable template...) and the numbers its
+    # sentence needs. The page says it in the operator's language, the API in English (``pause_reason``).
+    hold_code: Mapped[str] = mapped_column(String(32), default="")
+    hold_args: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     scheduled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -72,6 +110,11 @@ class Campaign(db.Model):
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("operator.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    @property
+    def pause_reason(self) -> str:
+        """Why the campaign is paused or waits, as an English sentence ("" when nothing holds it)."""
+        return hold_sentence(self.hold_code, self.hold_args)
 
     @property
     def has_quiet_hours(self) -> bool:

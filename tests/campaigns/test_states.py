@@ -21,6 +21,7 @@ EXPECTED = {
     (S.running, S.completed),
     (S.running, S.paused),
     (S.paused, S.running),
+    (S.completed, S.running),  # retrying transient failures (campaigns.retry)
     (S.draft, S.cancelled),
     (S.scheduled, S.cancelled),
     (S.running, S.cancelled),

@@ -24,10 +24,11 @@ translations: $(VENV)/.installed
 	$(BIN)/python scripts/build_translations.py
 
 ## Serve the dashboard on http://$(HOST):$(PORT) with the embedded defaults (SQLite in instance/, and the
-## WeChat sandbox on port 5010 unless WECHAT_APPID is set).
+## WeChat sandbox on port 5010 unless WECHAT_APPID is set). Other ports: make run PORT=8000 SANDBOX_PORT=8010;
+## HOST=0.0.0.0 listens on every interface.
 run: $(VENV)/.installed translations
 	$(BIN)/flask --app wsgi db upgrade
-	$(BIN)/flask --app wsgi demo-admin
+	$(BIN)/flask --app wsgi demo-admin --host $(HOST) --port $(PORT)
 	$(BIN)/flask --app wsgi serve --host $(HOST) --port $(PORT)
 
 ## Run the whole test suite (PostgreSQL/Redis/browser tests run when TEST_DATABASE_URL, REDIS_URL, chromium exist).

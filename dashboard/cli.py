@@ -19,7 +19,7 @@ from .models import Operator, Role
 from .models.api_key import SCOPES
 from .models.operator import MIN_PASSWORD_LENGTH
 from .operators import services as operator_services
-from .serve import serve_command
+from .serve import DEFAULT_HOST, DEFAULT_PORT, browse_url, serve_command
 from .wechat.cli import wechat_check_command
 
 DEMO_ADMIN_EMAIL = "admin@tongzhi.local"
@@ -78,9 +78,12 @@ def create_api_key_command(name: str, scopes: tuple[str, ...]) -> None:
 
 
 @click.command("demo-admin")
+@click.option("--host", default=DEFAULT_HOST, show_default=True, help="Where `flask serve` listens.")
+@click.option("--port", default=DEFAULT_PORT, show_default=True, type=int, help="Its port.")
 @with_appcontext
-def demo_admin_command() -> None:
-    """Create a demo admin with a random password when no operator exists yet, and print the credentials."""
+def demo_admin_command(host: str, port: int) -> None:
+    """Create a demo admin with a random password when no operator exists yet, and print the credentials
+    with the login URL of a `flask serve --host HOST --port PORT`."""
     count = db.session.scalar(select(func.count()).select_from(Operator))
     if count:
         click.echo(f"{count} operator(s) already exist; no demo admin created.")
@@ -88,7 +91,7 @@ def demo_admin_command() -> None:
     password = secrets.token_urlsafe(12)
     operator_services.create_operator(DEMO_ADMIN_EMAIL, password, Role.admin, "Demo admin")
     db.session.commit()
-    click.echo("Demo admin created. Log in at http://127.0.0.1:5000/login with")
+    click.echo(f"Demo admin created. Log in at {browse_url(host, port)}/login with")
     click.echo(f"  email:    {DEMO_ADMIN_EMAIL}")
     click.echo(f"  password: {password}")
 

@@ -20,6 +20,29 @@ from werkzeug.serving import run_simple
 
 SANDBOX_USERS = 300
 READY_TIMEOUT_SECONDS = 20
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 5000
+# Addresses that mean "every interface": a browser on this machine reaches them on the loopback.
+ALL_INTERFACES = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}  # noqa: S104 (names, not a bind)
+
+
+def browse_url(host: str, port: int) -> str:
+    """The URL a browser on this machine opens for a server bound to ``host``:``port``."""
+    host = ALL_INTERFACES.get(host, host)
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"  # an IPv6 literal
+    return f"http://{host}:{port}"
+
+
+def describe_listening(host: str, port: int) -> str:
+    """The start-up line: the URL that really serves, and what it means beyond this machine."""
+    url = browse_url(host, port)
+    if host in ALL_INTERFACES:
+        return (
+            f"Tongzhi on {url} (log in at {url}/login), with a dispatch worker; listening on every "
+            f"interface ({host or 'all'}), so other machines reach it at this machine's address, port {port}"
+        )
+    return f"Tongzhi on {url} (log in at {url}/login), with a dispatch worker"
 
 
 def _answers(base: str) -> bool:
@@ -85,8 +108,8 @@ def start_sandbox(app: Flask, dashboard_url: str) -> subprocess.Popen:
 
 
 @click.command("serve")
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=5000, show_default=True, type=int)
+@click.option("--host", default=DEFAULT_HOST, show_default=True, help="Address to listen on.")
+@click.option("--port", default=DEFAULT_PORT, show_default=True, type=int, help="Port to listen on.")
 @with_appcontext
 def serve_command(host: str, port: int) -> None:
     """Serve the dashboard with a dispatch worker (and the WeChat sandbox in sandbox mode) until interrupted."""
@@ -96,13 +119,13 @@ def serve_command(host: str, port: int) -> None:
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
     try:
         if app.config["SANDBOX_MODE"]:
-            children.append(start_sandbox(app, f"http://{host}:{port}"))
+            children.append(start_sandbox(app, browse_url(host, port)))
             base = app.config["WECHAT_API_BASE"]
             click.echo(
                 f"Sandbox mode: WeChat is imitated by the sandbox at {base} (users page: {base}/sandbox/)"
             )
         children.append(start_worker())
-        click.echo(f"Tongzhi on http://{host}:{port}, with a dispatch worker")
+        click.echo(describe_listening(host, port))
         run_simple(host, port, app, threaded=True)
     finally:
         for child in children:

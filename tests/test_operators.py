@@ -41,7 +41,10 @@ def test_adding_a_duplicate_email_shows_a_form_error(app, client, auth):
 def test_an_admin_re_roles_and_disables_an_operator(app, client, auth, personas):
     auth.login("admin")
     mark = personas["marketer"].id
-    client.post(f"/settings/operators/{mark}", data={f"op{mark}-role": "viewer", f"op{mark}-disabled": "y"})
+    client.post(
+        f"/settings/operators/{mark}",
+        data={f"op{mark}-role": "viewer", f"op{mark}-disabled": "y", "confirm": "yes"},
+    )
     changed = operator_by_email(app, "mark@example.com")
     assert changed.role == Role.viewer and changed.is_disabled
     with app.app_context():

@@ -9,13 +9,15 @@ import csv
 import io
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import sqlalchemy as sa
 from flask_babel import gettext as _
-from sqlalchemy import Select, Text, cast, func, or_, select
+from sqlalchemy import Select, Text, cast, func, or_, select, update
 
+from ..bulk_writes import BulkWrite
 from ..extensions import db
 from ..grants.services import insert_ignoring_conflicts, live_condition
 from ..models import Delivery, WechatUser, utcnow
@@ -28,6 +30,14 @@ RESERVED_COLUMNS = {"openid", "nickname", "tags"}
 REFUSED_COLUMNS = {"unionid", "id", "created_at", "last_login_at"}
 TAG_SEPARATORS = re.compile(r"[;|]")
 MAX_IMPORT_ROWS = 50_000
+# 50,000 rows of openid, nickname, tags and a few attributes are about 3 MB; this leaves room for more columns.
+MAX_IMPORT_BYTES = 10 * 1024 * 1024
+# The example file offered for download: the fixed columns, then attributes of one's own (any name).
+IMPORT_TEMPLATE_CSV = (
+    "openid,nickname,tags,城市,会员等级\r\n"
+    "o6_bmjrPTlm6_2sgVt7hMZOPfL2M,小明,vip;北京,北京,3\r\n"
+    "oGZUI0egBJY1zhBYw2KhdUfwVJJE,小红,新客,上海,1\r\n"
+)
 MAX_TAGS = 20
 MAX_TAG_LENGTH = 32
 MAX_VALUE_LENGTH = 256
@@ -59,8 +69,9 @@ def ensure_user(openid: str, unionid: str | None = None) -> WechatUser:
 
 
 def _json_text_fragment(text: str) -> str:
-    """How ``text`` appears inside the JSON the database keeps (non-ASCII as \\uXXXX escapes)."""
-    return json.dumps(text)[1:-1].lower()
+    """How ``text`` appears inside the JSON text of tags and attributes: non-ASCII as \\uXXXX escapes on
+    SQLite (the JSON kept as written), as itself on PostgreSQL (JSONB's text form, migration 0017)."""
+    return json.dumps(text, ensure_ascii=db.session.get_bind().dialect.name != "postgresql")[1:-1].lower()
 
 
 def search_users(q: str) -> Select[tuple[WechatUser]]:
@@ -146,6 +157,7 @@ class ImportPlan:
     rows: list[ImportRow]
     errors: list[RowError]
     columns: list[str]
+    encoding: str = "utf-8"
 
     @property
     def ok(self) -> bool:
@@ -187,15 +199,33 @@ def _header_errors(header: list[str]) -> list[RowError]:
     return errors
 
 
+def decode_csv_bytes(raw: bytes) -> tuple[str, str] | None:
+    """The text of a CSV file and the encoding it was in: UTF-8 (with or without a byte-order mark), else
+    GB18030, which Excel on a Chinese Windows writes for "CSV (逗号分隔)" (GBK is a subset of it). None
+    when it is neither."""
+    try:
+        return raw.decode("utf-8-sig"), "utf-8"
+    except UnicodeDecodeError:
+        pass
+    try:
+        return raw.decode("gb18030"), "gb18030"
+    except UnicodeDecodeError:
+        return None
+
+
 def parse_import(raw: bytes, max_rows: int = MAX_IMPORT_ROWS) -> ImportPlan:
     """Read a CSV of user attributes: a header with ``openid`` and any of ``nickname``, ``tags`` (separated
     by ; or |) and custom attribute columns. Every problem is reported with its line and column; the
     plan is only usable (``ok``) when there is none. An empty cell leaves that value as it is."""
     errors: list[RowError] = []
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        return ImportPlan([], [RowError(0, "", _("The file is not UTF-8 text. Save it as CSV UTF-8."))], [])
+    decoded = decode_csv_bytes(raw)
+    if decoded is None:
+        return ImportPlan(
+            [],
+            [RowError(0, "", _("The file is neither UTF-8 nor GBK/GB18030 text. Save it as CSV UTF-8."))],
+            [],
+        )
+    text, encoding = decoded
     if "\x00" in text:
         return ImportPlan([], [RowError(0, "", _("The file is not a CSV text file."))], [])
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
@@ -269,38 +299,135 @@ def parse_import(raw: bytes, max_rows: int = MAX_IMPORT_ROWS) -> ImportPlan:
         rows.append(row)
     if not rows and not errors:
         errors.append(RowError(0, "", _("The file has a header but no rows.")))
-    return ImportPlan(rows, errors, header)
+    return ImportPlan(rows, errors, header, encoding)
+
+
+IMPORT_BATCH_SIZE = 1_000
+
+_update_users = BulkWrite(
+    update(WechatUser.__table__)
+    .where(WechatUser.__table__.c.id == sa.bindparam("b_id"))
+    .values(
+        nickname=sa.bindparam("b_nickname"),
+        tags=sa.bindparam("b_tags"),
+        attributes=sa.bindparam("b_attributes"),
+    )
+)
+_insert_users: dict[str, BulkWrite] = {}
+
+
+def _insert_users_ignoring_conflicts(dialect_name: str) -> BulkWrite:
+    """INSERT … ON CONFLICT (openid) DO NOTHING for many rows (a user the mini-program creates in the
+    meantime is kept, and then updated like any user that existed before)."""
+    if dialect_name not in _insert_users:
+        if dialect_name == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as dialect_insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert as dialect_insert
+        _insert_users[dialect_name] = BulkWrite(
+            dialect_insert(WechatUser.__table__).on_conflict_do_nothing(index_elements=["openid"])
+        )
+    return _insert_users[dialect_name]
+
+
+@dataclass
+class ImportProgress:
+    done: int
+    total: int
+    created: int = 0
+    updated: int = 0
+
+    @property
+    def percent(self) -> int:
+        return 100 * self.done // self.total if self.total else 100
+
+    def result(self) -> ImportResult:
+        return ImportResult(rows=self.done, created=self.created, updated=self.updated)
+
+
+def _stored_users(openids: list[str]) -> dict[str, tuple[int, str, list[str], dict[str, Any]]]:
+    table = WechatUser.__table__
+    rows = db.session.execute(
+        select(table.c.openid, table.c.id, table.c.nickname, table.c.tags, table.c.attributes).where(
+            table.c.openid.in_(openids)
+        )
+    )
+    return {
+        openid: (user_id, nickname, tags or [], attributes or {})
+        for openid, user_id, nickname, tags, attributes in rows
+    }
+
+
+def import_batches(plan: ImportPlan, batch_size: int = IMPORT_BATCH_SIZE) -> Iterator[ImportProgress]:
+    """Write a plan without errors, ``batch_size`` rows at a time, yielding the progress after each batch:
+    create unknown users, set nickname and tags, merge attributes. Nothing is committed: the caller
+    commits once at the end, so an import is written whole or not at all."""
+    if not plan.ok:
+        raise ValueError("an import with errors must not be applied")
+    session = db.session
+    insert_users = _insert_users_ignoring_conflicts(session.get_bind().dialect.name)
+    table = WechatUser.__table__
+    progress = ImportProgress(done=0, total=len(plan.rows))
+    for start in range(0, len(plan.rows), batch_size):
+        chunk = plan.rows[start : start + batch_size]
+        stored = _stored_users([row.openid for row in chunk])
+        new_rows = [row for row in chunk if row.openid not in stored]
+        created_at = utcnow()
+        insert_users.execute(
+            session,
+            [
+                {
+                    "openid": row.openid,
+                    "unionid": None,
+                    "nickname": row.nickname or "",
+                    "tags": list(row.tags or []),
+                    "attributes": row.attributes,
+                    "created_at": created_at,
+                }
+                for row in new_rows
+            ],
+        )
+        if new_rows:
+            # A row the mini-program inserted first was skipped by the insert: update it instead.
+            taken = set(
+                session.scalars(
+                    select(table.c.openid).where(
+                        table.c.openid.in_([row.openid for row in new_rows]), table.c.created_at != created_at
+                    )
+                )
+            )
+            if taken:
+                stored.update(_stored_users(list(taken)))
+                new_rows = [row for row in new_rows if row.openid not in taken]
+        changes = []
+        for row in chunk:
+            known = stored.get(row.openid)
+            if known is None:
+                continue
+            user_id, nickname, tags, attributes = known
+            changes.append(
+                {
+                    "b_id": user_id,
+                    "b_nickname": row.nickname if row.nickname is not None else nickname,
+                    "b_tags": list(row.tags) if row.tags is not None else tags,
+                    "b_attributes": {**attributes, **row.attributes},
+                }
+            )
+        _update_users.execute(session, changes)
+        progress.created += len(new_rows)
+        progress.updated += len(chunk) - len(new_rows)
+        progress.done += len(chunk)
+        yield progress
+    # The session may hold some of these users with the values they had before.
+    session.expire_all()
 
 
 def apply_import(plan: ImportPlan) -> ImportResult:
-    """Write a plan without errors: create unknown users, set nickname and tags, merge attributes."""
-    if not plan.ok:
-        raise ValueError("an import with errors must not be applied")
-    created = updated = 0
-    for start in range(0, len(plan.rows), 500):
-        chunk = plan.rows[start : start + 500]
-        existing = {
-            user.openid: user
-            for user in db.session.scalars(
-                select(WechatUser).where(WechatUser.openid.in_([row.openid for row in chunk]))
-            )
-        }
-        for row in chunk:
-            user = existing.get(row.openid)
-            if user is None:
-                user = WechatUser(openid=row.openid, nickname="", tags=[], attributes={})
-                db.session.add(user)
-                created += 1
-            else:
-                updated += 1
-            if row.nickname is not None:
-                user.nickname = row.nickname
-            if row.tags is not None:
-                user.tags = list(row.tags)
-            if row.attributes:
-                user.attributes = {**(user.attributes or {}), **row.attributes}
-        db.session.flush()
-    return ImportResult(rows=len(plan.rows), created=created, updated=updated)
+    """Write a plan without errors in one go (see ``import_batches``)."""
+    progress = ImportProgress(done=0, total=len(plan.rows))
+    for progress in import_batches(plan):  # noqa: B007 (the last one is the result)
+        pass
+    return progress.result()
 
 
 def describe_settings(user: WechatUser) -> dict[str, Any]:

@@ -29,3 +29,7 @@ class PasswordChangeForm(FlaskForm):
     def validate_current_password(self, field):
         if not self.operator.check_password(field.data or ""):
             raise ValidationError(_l("That is not your current password."))
+
+    def validate_new_password(self, field):
+        if field.data and field.data == self.current_password.data:
+            raise ValidationError(_l("Choose a password different from the current one."))

@@ -109,8 +109,11 @@ def claim_attempt(operator: Operator, now: datetime) -> int | None:
 
 
 def change_password(operator: Operator, new_password: str) -> None:
+    """Set the operator's own new password; a temporary one set by an admin is replaced."""
+    forced = operator.must_change_password
     operator.set_password(new_password)
-    record("operator.password_changed", operator)
+    operator.must_change_password = False
+    record("operator.password_changed", operator, **({"after_reset": True} if forced else {}))
 
 
 def set_locale(operator: Operator, locale: str) -> None:

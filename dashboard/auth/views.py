@@ -8,7 +8,7 @@ from flask import Blueprint, abort, current_app, flash, redirect, render_templat
 from flask_babel import gettext as _
 from flask_login import current_user, login_user, logout_user
 
-from ..access import public, requires
+from ..access import declared_access, public, requires
 from ..audit.services import record
 from ..extensions import db
 from ..models import Role
@@ -16,6 +16,29 @@ from . import services
 from .forms import LoginForm, PasswordChangeForm
 
 bp = Blueprint("auth", __name__)
+
+
+# What an operator who must change their password may still do.
+ALLOWED_BEFORE_PASSWORD_CHANGE = {"auth.change_password", "auth.logout", "auth.set_language"}
+
+
+@bp.before_app_request
+def require_password_change():
+    """An operator whose password an admin reset may only choose a new one (or log out), in every
+    session they have, until they do: the console's pages redirect to the password page."""
+    if not current_user.is_authenticated or not current_user.must_change_password:
+        return None
+    endpoint = request.endpoint
+    if endpoint is None or endpoint in ALLOWED_BEFORE_PASSWORD_CHANGE:
+        return None
+    if not isinstance(declared_access(current_app, endpoint), Role):
+        return None  # public pages, static files and the token-authenticated APIs
+    target = url_for("auth.change_password")
+    if request.headers.get("HX-Request") == "true":
+        response = current_app.response_class(status=204)
+        response.headers["HX-Redirect"] = target
+        return response
+    return redirect(target)
 
 
 def _safe_next(target: str | None) -> str:
@@ -38,6 +61,8 @@ def login():
             session.clear()  # a fresh session at login defeats session fixation
             login_user(result.operator)
             session.permanent = True
+            if result.operator.must_change_password:
+                return redirect(url_for("auth.change_password"))
             return redirect(_safe_next(form.next.data))
         if result.failure == "disabled":
             # Said only to someone who gave the right password, so it reveals nothing to a guesser.
@@ -71,13 +96,14 @@ def logout():
 @requires(Role.viewer)
 def change_password():
     operator = current_user._get_current_object()
+    forced = operator.must_change_password
     form = PasswordChangeForm(operator)
     if form.validate_on_submit():
         services.change_password(operator, form.new_password.data)
         db.session.commit()
         flash(_("Your password is changed."), "success")
         return redirect(url_for("home.index"))
-    return render_template("auth/password.html", form=form)
+    return render_template("auth/password.html", form=form, forced=forced)
 
 
 @bp.route("/language/<code>", methods=("POST",))

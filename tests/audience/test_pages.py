@@ -131,8 +131,7 @@ def test_a_marketer_imports_attributes_and_the_audit_log_says_so(app, client, au
         "oNew00000000000000000000009,新用户,,深圳,2\n"
     ).encode()
     response = csv_upload(client, content)
-    assert response.status_code == 302 and response.headers["Location"].endswith("/users")
-    assert "已导入 2 行" in text(client.get("/users"))
+    assert response.status_code == 200 and "已导入 2 行" in text(response)
     with app.app_context():
         ming = db.session.get(WechatUser, people["ming"])
         assert ming.nickname == "小明"  # empty cell: unchanged

@@ -154,15 +154,24 @@ def test_sends_today_are_the_operators_day_and_each_failure_cause_links_to_its_d
     )
     found = {(cat, code): (href.replace("&amp;", "&"), text(rest)) for cat, code, href, rest in failures}
     assert set(found) == {("content", "47003"), ("no_grant", "43101"), ("gave_up", "")}
+    day = re.search(r"day=(\d{4}-\d\d-\d\d)", tile).group(1)
     href, words = found[("content", "47003")]
-    assert href == "/deliveries/?state=failed&errcode=47003"
+    assert href == f"/deliveries/?state=failed&errcode=47003&day={day}"
     assert "内容不合规" in words and "47003" in words and words.strip().endswith("2")
     assert "用户无订阅授权" in found[("no_grant", "43101")][1]
-    assert found[("gave_up", "")][0] == "/deliveries/?state=failed"
+    assert found[("gave_up", "")][0] == f"/deliveries/?state=failed&category=gave_up&day={day}"
     assert "多次重试后放弃" in found[("gave_up", "")][1]
-    # The link leads to exactly those failures (plus any of other days: the list has no date filter).
-    listed = client.get(href).get_data(as_text=True)
-    assert listed.count("47003") >= 3
+
+    # Each link leads to exactly the rows its figure counts: today's, in the operator's day.
+    def listed(link: str) -> int:
+        return len(
+            re.findall(r"<tr data-delivery=", client.get(link.replace("&amp;", "&")).get_data(as_text=True))
+        )
+
+    assert listed(href) == 2
+    assert listed(found[("gave_up", "")][0]) == 1
+    links = dict(re.findall(r'<li class="state-(\w+)"><a href="([^"]+)">', tile))
+    assert {state: listed(link) for state, link in links.items()} == expected
 
 
 @pytest.mark.parametrize("config_overrides", [{"TIMEZONE": "Asia/Shanghai"}], indirect=True)

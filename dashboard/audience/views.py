@@ -3,10 +3,21 @@ per-template funnel, and the CSV import of attributes. Viewers read; marketers i
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import timedelta
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Response,
+    current_app,
+    redirect,
+    render_template,
+    request,
+    stream_template,
+    url_for,
+)
 from flask_babel import gettext as _
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from ..access import requires
 from ..audit.services import record
@@ -37,6 +48,62 @@ def index():
         q=q,
         live=services.live_grant_counts(user.id for user in page.items),
     )
+
+
+USERS_CSV_HEADER = (
+    "user_id",
+    "openid",
+    "unionid",
+    "nickname",
+    "tags",
+    "attributes",
+    "live_grants",
+    "main_switch",
+    "created_at",
+    "last_login_at",
+)
+
+
+@bp.route("/export.csv")
+@requires(Role.viewer)
+def export_csv():
+    """The users the search finds, as CSV streamed in batches (``csv_export``), newest first."""
+    import json
+
+    from ..csv_export import csv_response, local_time, operator_zone, stream_csv
+
+    q = request.args.get("q", "").strip()[:200]
+    zone = operator_zone()
+    u = WechatUser.__table__.c
+    statement = services.search_users(q).with_only_columns(
+        u.id,
+        u.openid,
+        u.unionid,
+        u.nickname,
+        u.tags,
+        u.attributes,
+        u.main_switch,
+        u.created_at,
+        u.last_login_at,
+    )
+
+    def cells(rows):
+        live = services.live_grant_counts(row.id for row in rows)
+        for row in rows:
+            yield (
+                row.id,
+                row.openid,
+                row.unionid or "",
+                row.nickname,
+                ";".join(str(tag) for tag in row.tags or []),
+                json.dumps(row.attributes or {}, ensure_ascii=False, sort_keys=True),
+                live.get(row.id, 0),
+                "" if row.main_switch is None else row.main_switch,
+                local_time(row.created_at, zone),
+                local_time(row.last_login_at, zone),
+            )
+
+    return csv_response(stream_csv(USERS_CSV_HEADER, statement, u.id, cells, descending=True), "users.csv")
 
 
 def _user_or_404(user_id: int) -> WechatUser:
@@ -102,33 +169,113 @@ def funnel():
     )
 
 
-@bp.route("/import", methods=["GET", "POST"])
-@requires(Role.marketer)
-def import_attributes():
-    form = ImportForm()
-    plan = None
-    if form.validate_on_submit():
-        upload = form.file.data
-        plan = services.parse_import(upload.read())
-        if plan.ok:
-            result = services.apply_import(plan)
+@bp.url_value_preprocessor
+def _import_body_limit(endpoint: str | None, values: dict | None) -> None:
+    """The import takes files up to ``MAX_IMPORT_BYTES``, more than the console's ``MAX_CONTENT_LENGTH``.
+
+    Set here because URL value preprocessors run before every ``before_request`` function, and the CSRF
+    check (one of them) parses the form, with whatever limit the request has by then.
+    """
+    if endpoint == "audience.import_attributes":
+        request.max_content_length = services.MAX_IMPORT_BYTES
+
+
+@bp.errorhandler(RequestEntityTooLarge)
+def _file_too_large(error: RequestEntityTooLarge):
+    if request.endpoint != "audience.import_attributes":
+        raise error  # the application's own 413 page
+    form = ImportForm(formdata=None)
+    form.file.errors = [
+        _(
+            "The file is larger than %(size)s: split it into smaller files.",
+            size=_size(services.MAX_IMPORT_BYTES),
+        )
+    ]
+    return _import_page(form, status=413)
+
+
+def _size(limit: int) -> str:
+    return f"{limit // (1024 * 1024)} MB" if limit >= 1024 * 1024 else f"{limit // 1024} KB"
+
+
+def _import_page(form: ImportForm, plan: services.ImportPlan | None = None, status: int = 200):
+    return (
+        render_template(
+            "audience/import.html",
+            form=form,
+            plan=plan,
+            max_size=_size(services.MAX_IMPORT_BYTES),
+            max_rows=services.MAX_IMPORT_ROWS,
+        ),
+        status,
+    )
+
+
+class ImportRun:
+    """One checked import, written while the page that shows its progress streams out.
+
+    ``steps()`` writes the plan batch by batch in one transaction and yields the progress after each
+    batch; it commits (with the audit event) only after the last one. If anything fails, or the browser
+    goes away before the end, nothing is committed.
+    """
+
+    def __init__(self, plan: services.ImportPlan, filename: str) -> None:
+        self.plan = plan
+        self.filename = filename
+        self.result: services.ImportResult | None = None
+        self.failed = False
+
+    def steps(self) -> Iterator[services.ImportProgress]:
+        try:
+            progress = None
+            for progress in services.import_batches(self.plan):
+                yield progress
+            assert progress is not None
+            result = progress.result()
             record(
                 "users.imported",
                 target_type="wechat_user",
-                filename=(upload.filename or "")[:120],
+                filename=self.filename,
                 rows=result.rows,
                 created=result.created,
                 updated=result.updated,
             )
             db.session.commit()
-            flash(
-                _(
-                    "Imported %(rows)d rows: %(created)d new users, %(updated)d updated.",
-                    rows=result.rows,
-                    created=result.created,
-                    updated=result.updated,
-                ),
-                "success",
-            )
-            return redirect(url_for("audience.index"))
-    return render_template("audience/import.html", form=form, plan=plan)
+            self.result = result
+        except Exception:  # noqa: BLE001 (the page is half sent: say it failed rather than stop mid-page)
+            db.session.rollback()
+            current_app.logger.exception("The users import failed; nothing was written.")
+            self.failed = True
+
+
+@bp.route("/import", methods=["GET", "POST"])
+@requires(Role.marketer)
+def import_attributes():
+    """Check the whole file first; only a file without problems is written, with a progress display."""
+    form = ImportForm()
+    if form.validate_on_submit():
+        upload = form.file.data
+        plan = services.parse_import(upload.read())
+        if not plan.ok:
+            return _import_page(form, plan)
+        run = ImportRun(plan, (upload.filename or "")[:120])
+        response = Response(
+            stream_template(
+                "audience/import_progress.html", run=run, rows=len(plan.rows), encoding=plan.encoding
+            ),
+            mimetype="text/html",
+        )
+        response.headers["X-Accel-Buffering"] = "no"  # a proxy passes each step on as it comes
+        return response
+    return _import_page(form)
+
+
+@bp.route("/import/template.csv")
+@requires(Role.marketer)
+def import_template():
+    """An example file to fill in: UTF-8 with a byte-order mark, so Excel opens the Chinese right."""
+    return Response(
+        services.IMPORT_TEMPLATE_CSV.encode("utf-8-sig"),
+        mimetype="text/csv",
+        headers={"Content-Disposition": "attachment; filename=users-import-template.csv"},
+    )

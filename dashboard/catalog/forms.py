@@ -37,8 +37,8 @@ def kind_choices():
 def state_choices():
     return [
         ("formal", _l("formal (released)")),
-        ("trial", _l("trial (体验版)")),
-        ("developer", _l("developer (开发版)")),
+        ("trial", _l("trial (preview build)")),
+        ("developer", _l("developer (development build)")),
     ]
 
 

@@ -6,14 +6,18 @@ answer on it afterwards, so a crash in between leaves a row that says "sending",
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import timedelta
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import Select, func, select, update
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import ColumnElement, Select, case, func, or_, select, update
 
+from .. import csv_export
+from ..campaigns import report
 from ..dispatch.claim import Claim
 from ..dispatch.credits import reserve_or_skip
 from ..dispatch.finalize import finalize
@@ -22,6 +26,7 @@ from ..dispatch.ledger_adapter import grants_ledger
 from ..dispatch.sender import send_one
 from ..extensions import db
 from ..models import Delivery, DeliverySource, DeliveryState, WechatUser, utcnow
+from ..models.catalog import MessageTemplate
 from ..storable import db_int
 from ..wechat import get_client
 
@@ -132,17 +137,51 @@ def recent_for_template(template_id: str, limit: int = 20) -> list[Delivery]:
     return list(db.session.scalars(query))
 
 
+# States that are still moving: a page showing one of them refreshes itself until none is left.
+MOVING_STATES = (DeliveryState.pending, DeliveryState.sending, DeliveryState.retry_wait)
+# The summary chips above the list, each the states it counts and filters ("pending" is every state
+# still moving, as on the home page).
+CHIPS: dict[str, tuple[str, ...]] = {
+    "sent": ("sent",),
+    "failed": ("failed",),
+    "unknown": ("unknown",),
+    "pending": tuple(state.value for state in MOVING_STATES),
+    "skipped": ("skipped",),
+}
+# Error classes a failed row may have (``campaigns.report.error_class``), and the engine's "gave up after
+# its retries" that the home page counts apart.
+CATEGORIES = (*report.CLASS_LABELS, "gave_up")
+# Reasons an operator may filter by, in words (the rest are filtered by error class).
+REASON_LABELS: dict[str, Any] = {
+    **report.SKIP_LABELS,
+    "gave_up": _l("Given up after retries"),
+    "lease_expired": report.UNKNOWN_LABELS["lease_expired"],
+    "sent_event": _l("confirmed by WeChat's delivery event"),
+}
+RETRY_LABEL = _l("will be tried again: %(why)s")
+
+
 @dataclass(frozen=True)
 class DeliveryFilter:
-    state: str = ""
+    """The list's filters, read from the address: every one may be combined with the others.
+
+    ``states`` (``state=``, repeatable), ``source``, ``template_id``, ``openid`` (whole or its start),
+    ``errcode``, ``campaign_id``, ``day`` (``YYYY-MM-DD``, a day in the operator's zone), ``category``
+    (a failed row's error class) and ``reason`` (our reason word, e.g. ``budget``).
+    """
+
+    states: tuple[str, ...] = ()
     source: str = ""
     template_id: str = ""
     openid: str = ""
     errcode: int | None = None
     campaign_id: int | None = None
+    day: date | None = None
+    category: str = ""
+    reason: str = ""
 
     @classmethod
-    def from_args(cls, args: Mapping[str, str]) -> DeliveryFilter:
+    def from_args(cls, args: Any) -> DeliveryFilter:
         def number(name: str) -> int | None:
             raw = (args.get(name) or "").strip()
             try:
@@ -150,31 +189,101 @@ class DeliveryFilter:
             except ValueError:  # beyond the column's range: ignored, like any other non-number
                 return None
 
-        state = args.get("state", "")
+        raw_states = args.getlist("state") if hasattr(args, "getlist") else [args.get("state", "")]
+        states = []
+        for raw in raw_states:
+            for state in (raw or "").split(","):
+                if state in DeliveryState.__members__ and state not in states:
+                    states.append(state)
         source = args.get("source", "")
+        category = args.get("category", "")
+        reason = (args.get("reason") or "").strip()
         return cls(
-            state=state if state in DeliveryState.__members__ else "",
+            states=tuple(states),
             source=source if source in DeliverySource.__members__ else "",
-            template_id=(args.get("template_id") or "").strip(),
-            openid=(args.get("openid") or "").strip(),
+            template_id=(args.get("template_id") or "").strip()[:64],
+            openid=(args.get("openid") or "").strip()[:64],
             errcode=number("errcode"),
             campaign_id=number("campaign_id"),
+            day=_day(args.get("day")),
+            category=category if category in CATEGORIES else "",
+            reason=reason if reason in REASON_LABELS else "",
         )
 
-    def apply(self, query: Select) -> Select:
-        if self.state:
-            query = query.where(Delivery.state == DeliveryState(self.state))
+    @property
+    def state(self) -> str:
+        """The one state filtered by, or "" (none, or several)."""
+        return self.states[0] if len(self.states) == 1 else ""
+
+    @property
+    def chip(self) -> str:
+        """The summary chip these states are ("" for every state, or a set no chip stands for)."""
+        if not self.states:
+            return ""
+        for name, states in CHIPS.items():
+            if set(states) == set(self.states):
+                return name
+        return ""
+
+    def to_args(self, **changes: Any) -> dict[str, Any]:
+        """The filters as URL arguments (``url_for(..., **criteria.to_args())``), ``changes`` applied."""
+        args: dict[str, Any] = {
+            "state": list(self.states),
+            "source": self.source,
+            "template_id": self.template_id,
+            "openid": self.openid,
+            "errcode": "" if self.errcode is None else str(self.errcode),
+            "campaign_id": "" if self.campaign_id is None else str(self.campaign_id),
+            "day": self.day.isoformat() if self.day else "",
+            "category": self.category,
+            "reason": self.reason,
+        }
+        args.update(changes)
+        return {key: value for key, value in args.items() if value}
+
+    def conditions(self) -> list[ColumnElement[bool]]:
+        d = Delivery.__table__.c
+        where: list[ColumnElement[bool]] = []
+        if self.states:
+            where.append(d.state.in_([DeliveryState(state) for state in self.states]))
         if self.source:
-            query = query.where(Delivery.source == DeliverySource(self.source))
+            where.append(d.source == DeliverySource(self.source))
         if self.template_id:
-            query = query.where(Delivery.template_id == self.template_id)
+            where.append(d.template_id == self.template_id)
         if self.openid:
-            query = query.where(Delivery.openid == self.openid)
+            where.append(or_(d.openid == self.openid, d.openid.startswith(self.openid, autoescape=True)))
         if self.errcode is not None:
-            query = query.where(Delivery.errcode == self.errcode)
+            where.append(d.errcode == self.errcode)
         if self.campaign_id is not None:
-            query = query.where(Delivery.campaign_id == self.campaign_id)
-        return query
+            where.append(d.campaign_id == self.campaign_id)
+        if self.day is not None:
+            start, end = day_bounds(self.day)
+            where += [d.created_at >= start, d.created_at < end]
+        if self.category == "gave_up":
+            where += [d.state == DeliveryState.failed, d.reason == "gave_up"]
+        elif self.category:
+            where += [d.state == DeliveryState.failed, report.error_class() == self.category]
+        if self.reason:
+            where.append(d.reason == self.reason)
+        return where
+
+    def apply(self, query: Select) -> Select:
+        return query.where(*self.conditions())
+
+
+def _day(raw: str | None) -> date | None:
+    try:
+        return date.fromisoformat((raw or "").strip()) if raw else None
+    except ValueError:
+        return None
+
+
+def day_bounds(day: date) -> tuple[datetime, datetime]:
+    """The UTC instants of the local midnights that start and end ``day`` in the operator's zone."""
+    zone = csv_export.operator_zone()
+    start = datetime.combine(day, time.min, tzinfo=zone)
+    end = datetime.combine(day + timedelta(days=1), time.min, tzinfo=zone)
+    return start.astimezone(UTC), end.astimezone(UTC)
 
 
 def filtered(criteria: DeliveryFilter) -> Select[tuple[Delivery]]:
@@ -183,11 +292,214 @@ def filtered(criteria: DeliveryFilter) -> Select[tuple[Delivery]]:
 
 def counts_by_state(criteria: DeliveryFilter) -> dict[str, int]:
     """How many deliveries match per state (ignoring the state filter itself), for the filter chips."""
-    without_state = DeliveryFilter(**{**criteria.__dict__, "state": ""})
+    without_state = replace(criteria, states=())
     query = without_state.apply(select(Delivery.state, func.count()).group_by(Delivery.state))
     counts = {state.value: 0 for state in DeliveryState}
     counts.update({state.value: count for state, count in db.session.execute(query)})
     return counts
+
+
+def chip_counts(counts: dict[str, int]) -> dict[str, int]:
+    """The summary chips' counts from ``counts_by_state``."""
+    return {name: sum(counts.get(state, 0) for state in states) for name, states in CHIPS.items()}
+
+
+def any_moving(deliveries: Any) -> bool:
+    """A row of ``deliveries`` may still change by itself: the page keeps refreshing."""
+    return any(delivery.state in MOVING_STATES for delivery in deliveries)
+
+
+@dataclass(frozen=True)
+class TemplateRef:
+    """A template as the deliveries pages name it: its catalog row's id (for the link) and title."""
+
+    id: int
+    title: str
+
+
+def templates_for(template_ids: Any) -> dict[str, TemplateRef]:
+    """The catalog's id and title of each of ``template_ids`` it knows (a deleted one is missing)."""
+    wanted = sorted(set(template_ids))
+    if not wanted:
+        return {}
+    rows = db.session.execute(
+        select(MessageTemplate.template_id, MessageTemplate.id, MessageTemplate.title).where(
+            MessageTemplate.template_id.in_(wanted)
+        )
+    ).all()
+    return {template_id: TemplateRef(id, title) for template_id, id, title in rows}
+
+
+def catalog_choices() -> list[tuple[str, str]]:
+    """``(template_id, title)`` of every template in the catalog, for the filter's list."""
+    rows = db.session.execute(
+        select(MessageTemplate.template_id, MessageTemplate.title).order_by(MessageTemplate.title)
+    ).all()
+    return [(template_id, title) for template_id, title in rows]
+
+
+def short_openid(openid: str) -> str:
+    """``o6_bmj…fL2M``: the first 6 and last 4 characters, enough to tell users apart at a glance."""
+    return openid if len(openid) <= 12 else f"{openid[:6]}…{openid[-4:]}"
+
+
+def outcome_text(delivery: Delivery) -> str:
+    """What became of a delivery, in words (the error class with its errcode, the skip reason...)."""
+    state = delivery.state.value
+    if state == "retry_wait" and delivery.reason:
+        why = report.CLASS_LABELS.get(delivery.reason) or report.CLASS_LABELS["other"]
+        return str(RETRY_LABEL) % {"why": why}
+    if state == "pending" and delivery.reason.startswith("resend_of:"):
+        return _("forced out again (delivery #%(id)s)", id=delivery.reason.partition(":")[2])
+    return report.row_outcome(delivery)
+
+
+@dataclass(frozen=True)
+class CardLine:
+    label: str
+    value: str
+
+
+@dataclass(frozen=True)
+class DeliveredCard:
+    """The card the user got (or would have got): the template's lines filled with the stored values,
+    or, when the template is no longer in the catalog, one line per value under its key."""
+
+    title: str
+    lines: list[CardLine]
+    lang: str
+    footer: str
+    from_template: bool
+
+
+def delivered_card(delivery: Delivery) -> DeliveredCard:
+    from ..catalog.preview import FOOTERS
+    from ..catalog.schema import content_lines, render_line
+
+    values = {str(key): _value_text(value) for key, value in (delivery.data or {}).items()}
+    lang = delivery.lang if delivery.lang in FOOTERS else "zh_CN"
+    template = db.session.scalar(
+        select(MessageTemplate).where(MessageTemplate.template_id == delivery.template_id)
+    )
+    if template is None:
+        return DeliveredCard(
+            title="",
+            lines=[CardLine(key, value) for key, value in values.items()],
+            lang=lang,
+            footer=FOOTERS[lang],
+            from_template=False,
+        )
+    lines, shown = [], set()
+    for label, keys, line in content_lines(template.content):
+        lines.append(CardLine(label, render_line(line, values) if keys else ""))
+        shown.update(keys)
+    lines += [CardLine(key, value) for key, value in values.items() if key not in shown]
+    return DeliveredCard(template.title, lines, lang, FOOTERS[lang], True)
+
+
+def _value_text(value: Any) -> str:
+    """A stored value as text (``{"value": "x"}`` as WeChat's API writes it, or the text itself)."""
+    if isinstance(value, dict) and "value" in value:
+        value = value["value"]
+    return "" if value is None else str(value)
+
+
+# -- CSV -----------------------------------------------------------------------------------------------
+
+CSV_HEADER = (
+    "delivery_id",
+    "created_at",
+    "source",
+    "campaign_id",
+    "openid",
+    "user_id",
+    "template_id",
+    "template_title",
+    "state",
+    "outcome",
+    "reason",
+    "error_class",
+    "errcode",
+    "errmsg",
+    "msgid",
+    "attempts",
+    "sent_at",
+    "opened_at",
+)
+
+
+def csv_rows(criteria: DeliveryFilter, batch: int = csv_export.BATCH) -> Iterator[str]:
+    """The filtered list as CSV, newest first, streamed by ``csv_export.stream_csv``."""
+    zone = csv_export.operator_zone()
+    d = Delivery.__table__.c
+    klass = case((d.state == DeliveryState.failed.value, report.error_class()), else_="")
+    title = (
+        select(MessageTemplate.title)
+        .where(MessageTemplate.template_id == d.template_id)
+        .limit(1)
+        .scalar_subquery()
+    )
+    statement = select(
+        d.id,
+        d.created_at,
+        d.source,
+        d.campaign_id,
+        d.openid,
+        d.user_id,
+        d.template_id,
+        title.label("title"),
+        d.state,
+        d.reason,
+        klass.label("klass"),
+        d.errcode,
+        d.errmsg,
+        d.msgid,
+        d.attempts,
+        d.sent_at,
+        d.opened_at,
+    ).where(*criteria.conditions())
+
+    def cells(rows: Any) -> Iterator[tuple]:
+        for row in rows:
+            state = str(getattr(row.state, "value", row.state))
+            yield (
+                row.id,
+                csv_export.local_time(row.created_at, zone),
+                str(getattr(row.source, "value", row.source)),
+                row.campaign_id,
+                row.openid,
+                row.user_id,
+                row.template_id,
+                row.title or "",
+                state,
+                _csv_outcome(state, row.reason, row.klass, row.errcode),
+                row.reason,
+                row.klass or "",
+                row.errcode,
+                row.errmsg,
+                row.msgid or "",
+                row.attempts,
+                csv_export.local_time(row.sent_at, zone),
+                csv_export.local_time(row.opened_at, zone),
+            )
+
+    return csv_export.stream_csv(CSV_HEADER, statement, d.id, cells, batch=batch, descending=True)
+
+
+def _csv_outcome(state: str, reason: str, klass: str, errcode: int | None) -> str:
+    """``outcome_text`` for a CSV row (no ORM object: the class comes from SQL)."""
+    if state == "failed":
+        return report.class_label(klass or "other", errcode)
+    if state == "skipped":
+        return report.skip_label(reason)
+    if state == "unknown":
+        return report.unknown_label(reason)
+    if state == "retry_wait" and reason:
+        why = report.CLASS_LABELS.get(reason) or report.CLASS_LABELS["other"]
+        return str(RETRY_LABEL) % {"why": why}
+    if state == "sent" and reason == "sent_event":
+        return str(REASON_LABELS["sent_event"])
+    return ""
 
 
 class ResendRefused(ValueError):

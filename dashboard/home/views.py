@@ -6,9 +6,9 @@ import threading
 import time
 
 from flask import Blueprint, current_app, render_template
-from flask_babel import lazy_gettext as _l
 
 from ..access import requires
+from ..labels import ERROR_CATEGORY_LABELS
 from ..models import Role
 from ..wechat.check import CheckResult, run_check
 from . import services
@@ -20,26 +20,8 @@ bp = Blueprint("home", __name__)
 CHECK_SECONDS = 300
 _check_lock = threading.Lock()
 
-# Error classes in words (dashboard/wechat/errors.py ErrorCategory, and the engine's "gave_up").
-CATEGORY_LABELS = {
-    "token": _l("Access token refused"),
-    "transient": _l("Temporary WeChat error"),
-    "quota": _l("Daily quota used up"),
-    "no_grant": _l("No subscription credit"),
-    "recipient": _l("Invalid recipient"),
-    "template": _l("Template invalid or removed"),
-    "content": _l("Content breaks the rules"),
-    "page": _l("Page not in the published mini-program"),
-    "config": _l("Account or set-up problem"),
-    "unknown": _l("Outcome unknown"),
-    "other": _l("Other error"),
-    "gave_up": _l("Given up after retries"),
-}
-
-
-@bp.app_template_global()
-def error_category_label(category: str | None) -> str:
-    return str(CATEGORY_LABELS.get(category or "other", CATEGORY_LABELS["other"]))
+# Error classes in words: one map for the whole console (``dashboard/labels.py``).
+CATEGORY_LABELS = ERROR_CATEGORY_LABELS
 
 
 @bp.route("/")

@@ -2,17 +2,35 @@
 
 from flask import Blueprint, current_app, flash, redirect, render_template, url_for
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 
 from ..access import requires
 from ..config import effective_settings
 from ..dispatch import limits
 from ..extensions import db
 from ..forms import EmptyForm
+from ..labels import grant_source_label
 from ..models import Role
 from ..wechat.check import run_check
 from .forms import SendingLimitsForm
 
 bp = Blueprint("settings", __name__)
+
+# ``effective_settings`` speaks English (``flask check-settings`` prints it); the page says the same in words.
+SHOWN_WORDS = {
+    "(set, hidden)": _l("set (hidden)"),
+    "(not set)": _l("not set"),
+    "True": _l("yes"),
+    "False": _l("no"),
+}
+
+
+def shown_in_words(name: str, shown: str) -> str:
+    if shown in SHOWN_WORDS:
+        return str(SHOWN_WORDS[shown])
+    if name == "GRANT_CREDIT_SOURCES":
+        return "、".join(f"{grant_source_label(source)} {source}" for source in shown.split(", ") if source)
+    return shown
 
 
 def _page(limits_form: SendingLimitsForm | None = None):
@@ -23,7 +41,9 @@ def _page(limits_form: SendingLimitsForm | None = None):
         )
     return render_template(
         "settings/index.html",
-        settings=effective_settings(current_app.config),
+        settings=[
+            (name, shown_in_words(name, shown)) for name, shown in effective_settings(current_app.config)
+        ],
         check=None,
         limits_form=limits_form,
         dispatch_state=state,

@@ -4,9 +4,9 @@ ZH = {
     # kinds, versions, languages, policies
     "One-time": "一次性",
     "Long-term": "长期",
-    "formal (released)": "formal（正式版）",
-    "trial (体验版)": "trial（体验版）",
-    "developer (开发版)": "developer（开发版）",
+    "formal (released)": "正式版 formal",
+    "trial (preview build)": "体验版 trial",
+    "developer (development build)": "开发版 developer",
     "zh_CN (简体中文)": "zh_CN（简体中文）",
     "en_US (English)": "en_US（英文）",
     "zh_HK (繁體中文 香港)": "zh_HK（繁体中文 香港）",

@@ -31,7 +31,7 @@ ZH = {
     "Tell an admin: the WeChat settings are theirs.": "请告知管理员：微信设置由管理员负责。",
     # Sends today.
     "success rate: sent of those with an outcome (sent, failed, unknown)": "成功率：有结果的发送（已发送、失败、未知）中已发送的比例",
-    "Pending includes sends waiting to retry and in flight. The lists behind the links show every day.": "待发送包括等待重试和正在发送的。链接打开的列表包含所有日期。",
+    "Pending includes sends waiting to retry and in flight.": "待发送包括等待重试和正在发送的。",
     "Failures by cause": "失败原因",
     "no errcode": "无 errcode",
     # Campaigns.

@@ -255,7 +255,7 @@ def test_the_home_page_shows_the_databases_figures_in_both_languages_on_desktop_
     expect(page.locator("#home-wechat-check")).to_be_hidden()  # swapped in by htmx: the check's answer
     assert sandbox.stable_fetches() == 1
     failures = page.locator("#tile-sends-today .failures")
-    expect(failures.locator("a[href='/deliveries/?state=failed&errcode=43101']")).to_contain_text(
+    expect(failures.locator("a[href^='/deliveries/?state=failed&errcode=43101&day=']")).to_contain_text(
         "用户无订阅授权"
     )
     expect(failures).to_contain_text("接收人无效")

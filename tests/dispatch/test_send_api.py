@@ -242,7 +242,7 @@ def test_keys_are_required_scoped_and_revocable(app, client, api_key, read_key, 
     auth.login("admin")
     page = client.get("/settings/api-keys/").get_data(as_text=True)
     key_id = re.search(r"/settings/api-keys/(\d+)/revoke", page).group(1)
-    client.post(f"/settings/api-keys/{key_id}/revoke")
+    client.post(f"/settings/api-keys/{key_id}/revoke", data={"confirm": "y"})
     assert post(client, api_key, body).status_code == 401
 
 

@@ -5,7 +5,9 @@ Functions add to the session; the view commits once.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from flask import current_app
@@ -13,7 +15,9 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from ..audience.services import ensure_user
+from ..dispatch.write_lock import writer_queue
 from ..extensions import db
+from ..grants import reports as grant_reports
 from ..grants import services as grants
 from ..grants.kinds import lookup_templates
 from ..models import WechatUser, utcnow
@@ -72,28 +76,117 @@ def _login_error(error: WeChatError) -> ApiError:
 
 @dataclass(frozen=True)
 class ReportOutcome:
-    balances: list[GrantBalance]
+    balances: list  # GrantBalance rows or reports.BalanceState values (same attributes)
     replayed: bool
+
+
+@dataclass(frozen=True)
+class ReportPlan:
+    """A report read and decided (``plan_report``), waiting to be written (``write_report``)."""
+
+    user_id: int
+    report: GrantReportBody
+    body_digest: str
+    key: str | None
+    policy: grants.LedgerPolicy
+    answers: grant_reports.AnswerPlan
+
+
+def plan_report(user: WechatUser, report: GrantReportBody, body_digest: str, key: str | None) -> ReportPlan:
+    """The reads of a grant report (the catalog, the balances and pairing candidates); no write."""
+    policy = grants.LedgerPolicy.from_config()
+    answers = grant_reports.plan_answers(
+        db.session,
+        user.id,
+        report.answers,
+        source=GrantSource.client,
+        policy=policy,
+        scene=report.scene,
+        page=report.page,
+    )
+    return ReportPlan(user.id, report, body_digest, key, policy, answers)
+
+
+@contextlib.contextmanager
+def report_writes() -> Iterator[None]:
+    """Hold the writers' queue (SQLite file) around a report's writes and commit; roll back on error.
+
+    The dispatch path's queue (``dashboard.dispatch.write_lock``): a waiting worker gets the lock the
+    moment the holder releases it, instead of after one of SQLite's busy-handler sleeps.
+    """
+    with writer_queue(db.engine):
+        try:
+            yield
+        except BaseException:
+            db.session.rollback()
+            raise
+
+
+def write_report(plan: ReportPlan) -> ReportOutcome:
+    """Record one forwarded prompt result in the ledger, once per ``Idempotency-Key``.
+
+    The report row goes first, as an insert that does nothing when the user already used the key: the
+    same key with the same body then returns the balances again and records nothing; with another body
+    it is a 409. Then the balances and events, in one statement each (``grants.reports``). When a
+    balance changed since ``plan_report`` read it, everything is rolled back and recorded the locking
+    way (``grants.record_answers``).
+
+    :raise ApiError: 409 ``idempotency_key_reused``.
+    """
+    if not plan.answers.fast:
+        return _report_locking(plan)
+    report = plan.report
+    table = GrantReport.__table__
+    if db.session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    report_id = db.session.execute(
+        insert(table)
+        .values(
+            user_id=plan.user_id,
+            idempotency_key=plan.key,
+            body_digest=plan.body_digest,
+            answers=dict(report.answers),
+            scene=report.scene,
+            page=report.page,
+            created_at=utcnow(),
+        )
+        .on_conflict_do_nothing(index_elements=["user_id", "idempotency_key"])
+        .returning(table.c.id)
+    ).scalar()
+    if report_id is None:
+        earlier = _earlier_report(plan.user_id, plan.key)
+        if earlier is None:  # pragma: no cover - the conflicting row is committed when we see it
+            raise RuntimeError("grant report conflict without a row")
+        return _replay(plan.user_id, earlier, plan.body_digest)
+    balances = grant_reports.apply_answers(db.session, plan.answers, plan.policy, report_id=report_id)
+    if balances is None:
+        # A balance changed between the reads and the lock: nothing of ours is worth keeping.
+        db.session.rollback()
+        return _report_locking(plan)
+    return ReportOutcome(balances, replayed=False)
 
 
 def report_grants(
     user: WechatUser, report: GrantReportBody, body_digest: str, key: str | None
 ) -> ReportOutcome:
-    """Record one forwarded prompt result in the ledger, once per ``Idempotency-Key``.
+    """``plan_report`` then ``write_report`` (without the writers' queue; the view uses both)."""
+    return write_report(plan_report(user, report, body_digest, key))
 
-    The same key with the same body returns the balances again and records nothing; with another body
-    it is a 409. Concurrent requests with one key are settled by the unique (user, key) constraint.
 
-    :raise ApiError: 409 ``idempotency_key_reused``.
-    """
+def _report_locking(plan: ReportPlan) -> ReportOutcome:
+    """The report recorded balance by balance, each locked before it is read."""
+    report = plan.report
+    key = plan.key
     if key is not None:
-        earlier = _earlier_report(user.id, key)
+        earlier = _earlier_report(plan.user_id, key)
         if earlier is not None:
-            return _replay(user, earlier, body_digest)
+            return _replay(plan.user_id, earlier, plan.body_digest)
     row = GrantReport(
-        user_id=user.id,
+        user_id=plan.user_id,
         idempotency_key=key,
-        body_digest=body_digest,
+        body_digest=plan.body_digest,
         answers=dict(report.answers),
         scene=report.scene,
         page=report.page,
@@ -105,19 +198,20 @@ def report_grants(
         # Another request with this key won the race. Nothing else was written in this transaction
         # yet (the report row is its first write), so rolling it back loses nothing: answer as a replay.
         db.session.rollback()
-        earlier = _earlier_report(user.id, key)
+        earlier = _earlier_report(plan.user_id, key)
         if earlier is None:
             raise
-        return _replay(user, earlier, body_digest)
+        return _replay(plan.user_id, earlier, plan.body_digest)
     grants.record_answers(
-        user.id,
+        plan.user_id,
         report.answers,
         source=GrantSource.client,
         scene=report.scene,
         page=report.page,
         report_id=row.id,
+        policy=plan.policy,
     )
-    return ReportOutcome(grants.balances_for(user.id), replayed=False)
+    return ReportOutcome(grants.balances_for(plan.user_id), replayed=False)
 
 
 def _earlier_report(user_id: int, key: str | None) -> GrantReport | None:
@@ -126,14 +220,14 @@ def _earlier_report(user_id: int, key: str | None) -> GrantReport | None:
     )
 
 
-def _replay(user: WechatUser, earlier: GrantReport, body_digest: str) -> ReportOutcome:
+def _replay(user_id: int, earlier: GrantReport, body_digest: str) -> ReportOutcome:
     if not is_replay(earlier.body_digest, body_digest):
         raise ApiError(
             409,
             "idempotency_key_reused",
             "This Idempotency-Key was used for a different report: use a new key for a new prompt.",
         )
-    return ReportOutcome(grants.balances_for(user.id), replayed=True)
+    return ReportOutcome(grants.balances_for(user_id), replayed=True)
 
 
 def report_settings(user: WechatUser, settings: SettingsBody) -> WechatUser:

@@ -110,8 +110,10 @@ def report_grants() -> Response:
     key = idempotency_key()
     body = read_json_object()
     report = parse_grant_report(body, services.max_templates())
-    outcome = services.report_grants(user, report, digest(body), key)
-    db.session.commit()
+    plan = services.plan_report(user, report, digest(body), key)  # the reads, before the write lock
+    with services.report_writes():
+        outcome = services.write_report(plan)
+        db.session.commit()
     return _grants_response(outcome.balances, replayed=outcome.replayed)
 
 

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 @contextlib.contextmanager
 def write_transaction(engine: sa.Engine) -> Iterator[Session]:
     """A session inside one committed-or-rolled-back transaction holding the write lock (SQLite)."""
-    with _writer_queue(engine), Session(engine, expire_on_commit=False) as session:
+    with writer_queue(engine), Session(engine, expire_on_commit=False) as session:
         if engine.dialect.name == "sqlite":
             session.connection().exec_driver_sql("BEGIN IMMEDIATE")
         try:
@@ -30,7 +30,7 @@ def write_transaction(engine: sa.Engine) -> Iterator[Session]:
 
 
 @contextlib.contextmanager
-def _writer_queue(engine: sa.Engine) -> Iterator[None]:
+def writer_queue(engine: sa.Engine) -> Iterator[None]:
     """On a SQLite file, dispatch writers queue on an advisory file lock before ``BEGIN IMMEDIATE``.
 
     SQLite's busy handler polls with sleeps of up to 100 ms, so a worker waiting for the write lock

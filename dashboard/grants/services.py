@@ -198,6 +198,42 @@ def _find_partner(
     return (row.id, row.credit_delta) if row is not None else None
 
 
+def _decide(
+    kind: str,
+    credits: int,
+    active: bool,
+    source: str,
+    status: str,
+    partner: tuple[int, int] | None,
+    policy: LedgerPolicy,
+    when: datetime,
+) -> tuple[int, bool, int, str, datetime | None]:
+    """What one answer does to a balance: ``(credits, active, credit_delta, note, granted_at)``.
+
+    The crediting rules of this module's docstring, in one place for both ways of recording answers.
+    """
+    delta = 0
+    note = ""
+    granted_at = None
+    if status in ACCEPT_STATUSES:
+        granted_at = when
+        if kind == LONG_TERM:
+            active = True
+        elif source in policy.credit_sources and not (partner is not None and partner[1] > 0):
+            delta = 1
+        elif partner is not None and partner[1] > 0:
+            note = "paired"
+        else:
+            note = "source_not_crediting"
+    elif status == "reject":
+        if source == GrantSource.change_event.value:
+            delta = -credits
+            active = False
+        elif kind == LONG_TERM:
+            active = False
+    return credits + delta, active, delta, note, granted_at
+
+
 def record_answers(
     user_id: int,
     answers: Iterable[tuple[str, str]],
@@ -242,28 +278,10 @@ def record_answers(
     events = []
     for template_id, status in answers:
         balance = locked[template_id]
-        credits, active = balance.credits, balance.active
-        delta = 0
-        note = ""
         partner = _find_partner(session, user_id, template_id, source, status, when, policy.pairing_window)
-        granted_at = None
-        if status in ACCEPT_STATUSES:
-            granted_at = when
-            if balance.kind == LONG_TERM:
-                active = True
-            elif source in policy.credit_sources and not (partner is not None and partner[1] > 0):
-                delta = 1
-            elif partner is not None and partner[1] > 0:
-                note = "paired"
-            else:
-                note = "source_not_crediting"
-        elif status == "reject":
-            if source == GrantSource.change_event.value:
-                delta = -credits
-                active = False
-            elif balance.kind == LONG_TERM:
-                active = False
-        credits += delta
+        credits, active, delta, note, granted_at = _decide(
+            balance.kind, balance.credits, balance.active, source, status, partner, policy, when
+        )
         balance.credits, balance.active = credits, active  # a template named twice sees its own change
         write_balance(
             session,

@@ -93,6 +93,7 @@ def make_request(app, client, sandbox, monkeypatch, path, method, status):
             app.config["WECHAT_API_BASE"] = "http://127.0.0.1:9"
         else:
             monkeypatch.setattr("dashboard.grants.services.balances_for", _raise_operational, raising=True)
+            monkeypatch.setattr("dashboard.grants.reports.plan_answers", _raise_operational, raising=True)
             monkeypatch.setattr(api_services, "balance_for_template", _raise_operational)
             monkeypatch.setattr(api_services, "report_settings", _raise_operational)
             monkeypatch.setattr("dashboard.deliveries.opens.record_open", _raise_operational)

@@ -46,8 +46,15 @@ def child_commands(pid: int, program: str) -> list[str]:
     """The last argument of each child process of ``pid`` whose command line mentions ``program`` (Linux)."""
     found = []
     for task in Path(f"/proc/{pid}/task").iterdir():
-        for child in (task / "children").read_text().split():
-            arguments = Path(f"/proc/{child}/cmdline").read_bytes().decode().split("\0")
+        try:
+            children = (task / "children").read_text().split()
+        except OSError:  # a thread that ended while we looked (the server's threads come and go)
+            continue
+        for child in children:
+            try:
+                arguments = Path(f"/proc/{child}/cmdline").read_bytes().decode().split("\0")
+            except OSError:
+                continue
             if any(program in argument for argument in arguments):
                 found.append([a for a in arguments if a][-1])
     return found

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 import pytest
@@ -226,8 +227,12 @@ def test_the_rate_limit_is_shared_through_the_database(app, sandbox, dispatcher,
     with app.app_context(), write_transaction(db.engine) as session:
         state = load_dispatch_state(session)
         state.rate_per_second, state.tokens, state.tokens_at = 10, 0.0, utcnow()
-    sent = dispatcher.drain(1.0)
-    assert 5 <= sent <= 16  # about ten a second, plus at most the one-second burst
+    started = time.monotonic()
+    sent = dispatcher.drain(2.0)
+    elapsed = time.monotonic() - started
+    # At most ten a second plus the one-second burst, however long the drain really took; at least one
+    # (on a loaded machine the drain may get little of its two seconds, so no lower rate is promised).
+    assert 1 <= sent <= 10 * elapsed + 10, (sent, elapsed)
 
 
 def test_the_api_source_spends_the_credit_budget_campaigns_must_leave(app, sandbox, dispatcher, template):

@@ -25,13 +25,11 @@ from zoneinfo import ZoneInfo
 from flask import current_app, has_app_context
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import (
-    Boolean,
     ColumnElement,
     Select,
     String,
     and_,
     case,
-    cast,
     exists,
     false,
     func,
@@ -42,15 +40,15 @@ from sqlalchemy import (
     true,
 )
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.dialects.postgresql import JSONB
 
 from ..extensions import db
 from ..grants.services import LONG_TERM
-from ..models import WechatUser
+from ..models import UserAttributeValue, UserTag, WechatUser
+from ..models.audience import INDEXED_TAG_LENGTH, INDEXED_VALUE_LENGTH
 from ..models.catalog import MessageTemplate
 from ..models.grants import ACCEPT_STATUSES, GrantBalance, GrantEvent
 
-ATTRIBUTE_KEY_RE = re.compile(r"^\w[\w.\-]{0,39}$")
+ATTRIBUTE_KEY_RE = re.compile(r"^\w[\w.\-]{0,39}$")  # at most INDEXED_KEY_LENGTH (40)
 OPENID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 COMBINATORS = ("all", "any", "not")
@@ -73,7 +71,8 @@ MAX_NODES = 200
 MAX_OPENIDS = 100_000
 MAX_DAYS = 36_500
 MAX_TEXT = 256
-MAX_TAG_LENGTH = 32
+# Filters never name a tag or a value longer than the segment index holds (models.audience).
+MAX_TAG_LENGTH = INDEXED_TAG_LENGTH
 MAX_TAGS_PER_LEAF = 100
 MAX_MIN_CREDITS = 1_000
 
@@ -229,7 +228,7 @@ def _leaf(key: str, value: Any, path: str) -> Any:
         if "value" not in body:
             raise FilterError(where, _l("'value' is required for '%(op)s'."), op=op)
         if op == "eq":
-            out["value"] = _text(body["value"], where, allow_empty=True)
+            out["value"] = _text(body["value"], where, INDEXED_VALUE_LENGTH, allow_empty=True)
         elif op == "contains":
             out["value"] = _text(body["value"], where)
         elif op in ("before", "after"):
@@ -311,44 +310,10 @@ def _local_today(now: datetime) -> date:
     return now.astimezone(ZoneInfo(zone)).date()
 
 
-def _contains(column, document: Any) -> ColumnElement[bool]:
-    """PostgreSQL: the JSONB ``column`` contains ``document`` (``@>``, answered by its GIN index).
-    ``document`` is a Python value, or a :class:`_RawJson` text kept as written. Never NULL: the column
-    is NOT NULL and so is the document (and a ``coalesce`` around it would hide it from the index)."""
-    if isinstance(document, _RawJson):
-        given = cast(literal(document.text, String), JSONB)
-    else:
-        given = literal(document, JSONB)
-    return column.op("@>", return_type=Boolean)(given)
-
-
-@dataclass(frozen=True)
-class _RawJson:
-    text: str
-
-
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(name)
-
-
-def _spelled_json(key: str, value: str) -> _RawJson | None:
-    """``{"<key>": <value>}`` when ``value`` is the JSON text of a number, boolean, list or object (its
-    digits kept as written: ``0.10`` is not rounded through a float); None for anything else."""
-    if "\\u0000" in value.lower():
-        return None  # jsonb holds no NUL character, and refuses the escape
-    try:
-        parsed = json.loads(value, parse_constant=_refuse_constant)
-    except (ValueError, RecursionError):
-        return None
-    if parsed is None or isinstance(parsed, str):
-        return None
-    return _RawJson("{" + json.dumps(key) + ": " + value + "}")
-
-
 def _has_any_tag(tags: list[str]) -> ColumnElement[bool]:
     if _dialect() == "postgresql":
-        # ``tags @> '["vip"]'``: a test on the parsed JSONB, no set-returning subquery per row.
-        return or_(*(_contains(WechatUser.tags, [tag]) for tag in tags))
+        # From the segment index's primary key (tag, user_id): no user row is read (models.audience).
+        return WechatUser.id.in_(select(UserTag.user_id).where(UserTag.tag.in_(tags)))
     values = func.json_each(WechatUser.tags).table_valued("value")
     return exists(select(literal(1)).select_from(values).where(values.c.value.in_(tags)))
 
@@ -383,17 +348,14 @@ def _attribute(leaf: dict, now: datetime) -> ColumnElement[bool]:
     text = _attribute_text(key)
     # coalesce(..., false): a missing attribute is FALSE, not NULL, with the JSON read only once.
     if op == "eq":
-        exact = func.coalesce(text == value, false())
-        if _dialect() != "postgresql":
-            return exact
-        # PostgreSQL: containment tests that its GIN index answers, then the exact test. They hold whenever
-        # the exact one does: a string equal to ``value`` is contained as that string, and a number,
-        # boolean, list or object whose text is ``value`` as the JSON that ``value`` spells.
-        maybe = [_contains(WechatUser.attributes, {key: value})]
-        spelled = _spelled_json(key, value)
-        if spelled is not None:
-            maybe.append(_contains(WechatUser.attributes, spelled))
-        return and_(or_(*maybe), exact)
+        if _dialect() == "postgresql":
+            # The segment index holds each attribute as the same ``->>`` text, keyed (key, value, user_id).
+            return WechatUser.id.in_(
+                select(UserAttributeValue.user_id).where(
+                    UserAttributeValue.key == key, UserAttributeValue.value == value
+                )
+            )
+        return func.coalesce(text == value, false())
     if op == "contains":
         return func.coalesce(func.lower(text).contains(value.lower(), autoescape=True), false())
     if op == "set":

@@ -7,7 +7,7 @@ import importlib
 import pkgutil
 
 from .api_key import ApiKey
-from .audience import WechatUser
+from .audience import UserAttributeValue, UserTag, WechatUser
 from .audit import AuditEvent
 from .delivery import Delivery, DeliveryAttempt, DeliverySource, DeliveryState
 from .dispatch import DispatchState
@@ -34,6 +34,8 @@ __all__ = [
     "Role",
     "Segment",
     "UTCDateTime",
+    "UserAttributeValue",
+    "UserTag",
     "WechatUser",
     "utcnow",
 ]

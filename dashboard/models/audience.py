@@ -5,27 +5,21 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Index, String, false
+from sqlalchemy import JSON, ForeignKey, String
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..extensions import db
 from .types import UTCDateTime, utcnow
 
-# Tags and attributes are JSONB on PostgreSQL (migration 0017): a segment's tag and attribute conditions are
-# containment tests (``@>``) answered by GIN indexes, without parsing every candidate row's JSON text.
+# Tags and attributes are JSONB on PostgreSQL (migration 0017), JSON text on SQLite.
 SEGMENT_JSON = JSON().with_variant(JSONB(), "postgresql")
 
-
-def _gin(name: str, column: str) -> Index:
-    """A GIN index on PostgreSQL; on SQLite, which has no use for it, an index that holds no row."""
-    return Index(
-        name,
-        column,
-        postgresql_using="gin",
-        postgresql_ops={column: "jsonb_path_ops"},
-        sqlite_where=false(),
-    )
+# The longest tag and attribute key/value a segment filter can name (``dashboard.audience.segments``
+# refuses longer ones), so the longest the segment index below needs to hold.
+INDEXED_TAG_LENGTH = 32
+INDEXED_KEY_LENGTH = 40
+INDEXED_VALUE_LENGTH = 256
 
 
 class WechatUser(db.Model):
@@ -41,7 +35,6 @@ class WechatUser(db.Model):
     """
 
     __tablename__ = "wechat_user"
-    __table_args__ = (_gin("ix_wechat_user_tags", "tags"), _gin("ix_wechat_user_attributes", "attributes"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     openid: Mapped[str] = mapped_column(String(64), unique=True)
@@ -57,3 +50,38 @@ class WechatUser(db.Model):
 
     def __repr__(self) -> str:
         return f"<WechatUser {self.openid}>"
+
+
+# -- the segment index (PostgreSQL) -----------------------------------------------------------------------
+# A segment's "has tag vip" and "city is 上海" over a million users must be answered without reading the
+# users' rows: on PostgreSQL reading 100,000 scattered rows' JSONB was most of a count's time, and GIN
+# results always go back to the row (docs/benchmarks.md, segments). So each (tag, user) and each
+# (attribute key, value as text, user) is also a row of a narrow table whose primary key answers the
+# condition by an index-only scan. Triggers on ``wechat_user`` (migration 0019) keep them in step with
+# every INSERT, UPDATE and upsert, however the user was written (login, CSV import, the API, psql); a
+# deleted user's rows go with it (ON DELETE CASCADE). Values longer than a filter may name are not
+# indexed: no filter can match them. SQLite has the tables but no triggers, so they stay empty: its
+# segment SQL reads the JSON itself and meets its target without them.
+
+
+class UserTag(db.Model):
+    """One tag of one user, kept by a trigger from ``wechat_user.tags`` (PostgreSQL only)."""
+
+    __tablename__ = "user_tag"
+
+    tag: Mapped[str] = mapped_column(String(INDEXED_TAG_LENGTH), primary_key=True)
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("wechat_user.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+
+
+class UserAttributeValue(db.Model):
+    """One attribute of one user as its text (``attributes ->> key``), kept by a trigger (PostgreSQL only)."""
+
+    __tablename__ = "user_attribute_value"
+
+    key: Mapped[str] = mapped_column(String(INDEXED_KEY_LENGTH), primary_key=True)
+    value: Mapped[str] = mapped_column(String(INDEXED_VALUE_LENGTH), primary_key=True)
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("wechat_user.id", ondelete="CASCADE"), primary_key=True, index=True
+    )

@@ -1,9 +1,8 @@
 """An attribute's ``eq`` matches the value's text whatever JSON type it is stored as.
 
-On PostgreSQL the condition starts with JSONB containment tests that the GIN index answers
-(``attributes @> {"level": "3"}``); a stored number 3 is not the string "3", so the filter also asks
-for the JSON that the value spells. Without it, users whose attribute is a number, a boolean, a list
-or an object would silently drop out of segments.
+On PostgreSQL the condition is answered by the segment index (``user_attribute_value``, kept by a
+trigger with the ``->>`` text of each value); on SQLite by reading the JSON. Either way users whose
+attribute is a number, a boolean, a list or an object must not silently drop out of segments.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Flask, make_response, render_template, request
+from flask import Flask, current_app, make_response, redirect, render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
@@ -29,6 +29,21 @@ def _render(status: int, description: str | None = None):
         return "Internal error. It has been logged.", 500, {"Content-Type": "text/plain; charset=utf-8"}
 
 
+def _without_trailing_slash() -> str | None:
+    """``/segments/`` typed by hand (or left by a proxy) finds ``/segments``: the same path without its
+    trailing slash, when a page lives there, for a GET or HEAD."""
+    path = request.path
+    if request.method not in ("GET", "HEAD") or len(path) < 2 or not path.endswith("/"):
+        return None
+    bare = path.rstrip("/") or "/"
+    try:
+        current_app.create_url_adapter(request).match(bare, method=request.method)
+    except HTTPException:
+        return None
+    query = request.query_string.decode("latin-1")
+    return request.script_root + bare + (f"?{query}" if query else "")
+
+
 def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(api_errors.ApiError, api_errors.api_error_response)
 
@@ -46,6 +61,8 @@ def register_error_handlers(app: Flask) -> None:
             return error
         if is_api_request():
             return api_errors.http_error_response(error)
+        if error.code == 404 and (redirect_to := _without_trailing_slash()):
+            return redirect(redirect_to, 308)
         response = make_response(
             _render(error.code, error.description if isinstance(error, UnstorableInput) else None)
         )

@@ -182,3 +182,15 @@ def test_an_oversized_chunked_form_is_413(app, live_server):
         timeout=30,
     )
     assert small.status_code == 200 and "chunked@example.com" in small.text
+
+
+@pytest.mark.parametrize("path", ["/segments", "/templates", "/users", "/campaigns", "/settings/audit"])
+def test_a_list_page_is_found_with_or_without_its_trailing_slash(client, auth, path):
+    auth.login()
+    for typed in (path, path + "/"):
+        response = client.get(typed + "?q=1", follow_redirects=True)
+        assert response.status_code == 200, typed
+        assert response.request.args["q"] == "1"
+    # Only pages: a wrong path stays 404, an API path keeps its JSON 404.
+    assert client.get("/segments/no-such-page/").status_code == 404
+    assert client.get("/api/v1/segments/").is_json

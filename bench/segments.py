@@ -191,8 +191,9 @@ def seed_postgres(engine, users: int, balances: int) -> None:
         raw.commit()
         # VACUUM as autovacuum would after a bulk load: index-only scans need the visibility map.
         raw.driver_connection.autocommit = True
-        cursor.execute("VACUUM ANALYZE wechat_user")
-        cursor.execute("VACUUM ANALYZE grant_balance")
+        # The segment index (user_tag, user_attribute_value) was written by wechat_user's triggers.
+        for table in ("wechat_user", "grant_balance", "user_tag", "user_attribute_value"):
+            cursor.execute(f"VACUUM ANALYZE {table}")
     finally:
         raw.close()
 

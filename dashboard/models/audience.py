@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, String
+from sqlalchemy import JSON, String
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -58,9 +58,9 @@ class WechatUser(db.Model):
 # results always go back to the row (docs/benchmarks.md, segments). So each (tag, user) and each
 # (attribute key, value as text, user) is also a row of a narrow table whose primary key answers the
 # condition by an index-only scan. Triggers on ``wechat_user`` (migration 0019) keep them in step with
-# every INSERT, UPDATE and upsert, however the user was written (login, CSV import, the API, psql); a
-# deleted user's rows go with it (ON DELETE CASCADE). Values longer than a filter may name are not
-# indexed: no filter can match them. SQLite has the tables but no triggers, so they stay empty: its
+# every INSERT, UPDATE, upsert, DELETE and TRUNCATE, however the user was written (login, CSV import,
+# the API, psql). There is no foreign key to wechat_user: its per-row check doubled the cost of writing
+# users. Values longer than a filter may name are not indexed: no filter can match them. SQLite has the tables but no triggers, so they stay empty: its
 # segment SQL reads the JSON itself and meets its target without them.
 
 
@@ -70,9 +70,7 @@ class UserTag(db.Model):
     __tablename__ = "user_tag"
 
     tag: Mapped[str] = mapped_column(String(INDEXED_TAG_LENGTH), primary_key=True)
-    user_id: Mapped[int] = mapped_column(
-        ForeignKey("wechat_user.id", ondelete="CASCADE"), primary_key=True, index=True
-    )
+    user_id: Mapped[int] = mapped_column(primary_key=True, index=True)
 
 
 class UserAttributeValue(db.Model):
@@ -82,6 +80,4 @@ class UserAttributeValue(db.Model):
 
     key: Mapped[str] = mapped_column(String(INDEXED_KEY_LENGTH), primary_key=True)
     value: Mapped[str] = mapped_column(String(INDEXED_VALUE_LENGTH), primary_key=True)
-    user_id: Mapped[int] = mapped_column(
-        ForeignKey("wechat_user.id", ondelete="CASCADE"), primary_key=True, index=True
-    )
+    user_id: Mapped[int] = mapped_column(primary_key=True, index=True)

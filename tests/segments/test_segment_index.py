@@ -118,3 +118,13 @@ def test_a_deleted_user_leaves_no_rows(app):
         db.session.commit()
         assert db.session.scalar(sa.select(sa.func.count()).select_from(UserTag)) == 0
         assert db.session.scalar(sa.select(sa.func.count()).select_from(UserAttributeValue)) == 0
+
+
+def test_truncating_users_empties_the_index(app):
+    with app.app_context():
+        db.session.add(WechatUser(openid="oIdx1", tags=["vip"], attributes={"city": "上海"}))
+        db.session.commit()
+        db.session.execute(sa.text("TRUNCATE wechat_user CASCADE"))
+        db.session.commit()
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(UserTag)) == 0
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(UserAttributeValue)) == 0

@@ -17,6 +17,9 @@ What runs:
    condition read from its index, the floor of any grant segment). Then ``reach`` for T0.
    Min, median and max wall times are printed with the command line.
 
+``--against-jsonb`` (PostgreSQL) adds to the interleaved runs the same count written as before the segment
+index (JSONB containment answered by GIN indexes), for a before/after in one run.
+
 ``--no-seed`` reuses a database this script seeded before (same URL, schema at head), to repeat the
 timings without the minutes of loading.
 """
@@ -25,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import statistics
 import sys
@@ -48,6 +52,14 @@ SEGMENT = {
     ]
 }
 CHUNK = 20_000
+# SEGMENT as migration 0017 compiled it on PostgreSQL, before the segment index (``--against-jsonb``).
+JSONB_COUNT = f"""
+SELECT count(*) FROM wechat_user
+WHERE id IN (SELECT user_id FROM grant_balance WHERE template_id = '{TEMPLATES[0]}'
+             AND ((kind = 'long_term' AND active) OR (kind <> 'long_term' AND credits >= 1)))
+  AND tags @> '["vip"]'
+  AND attributes @> '{{"city": "上海"}}' AND coalesce(attributes ->> 'city' = '上海', false)
+"""  # noqa: S608 - constants only
 
 
 def make_app(database_url: str, instance: Path):
@@ -237,6 +249,12 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--database-url", default="")
     parser.add_argument("--no-seed", action="store_true", help="reuse a database seeded by this script")
+    parser.add_argument(
+        "--against-jsonb",
+        action="store_true",
+        help="PostgreSQL: also time, interleaved, the same count as migration 0017 wrote it (JSONB containment"
+        " answered by GIN indexes, created for the run and dropped after) instead of the segment index",
+    )
     args = parser.parse_args()
     if args.no_seed and not args.database_url:
         parser.error("--no-seed needs --database-url (the SQLite file is temporary)")
@@ -282,23 +300,51 @@ def main() -> int:
                 db.session.rollback()
                 return value
 
-            bare(), count()  # warm-up: caches, plans
-            times: list[float] = []
-            bare_times: list[float] = []
-            n = live = 0
+            jsonb = args.against_jsonb and db.engine.dialect.name == "postgresql"
+            if jsonb:
+                for column in ("tags", "attributes"):
+                    db.session.execute(
+                        sa.text(
+                            f"CREATE INDEX IF NOT EXISTS bench_gin_{column} ON wechat_user"
+                            f" USING gin ({column} jsonb_path_ops)"
+                        )
+                    )
+                db.session.execute(sa.text("ANALYZE wechat_user"))
+                db.session.commit()
+
+            def jsonb_count():
+                value = db.session.scalar(sa.text(JSONB_COUNT))
+                db.session.rollback()
+                return value
+
+            phases = [("bare", bare, []), ("segment", count, [])]
+            if jsonb:
+                phases.append(("jsonb", jsonb_count, []))
+            for _name, function, _times in phases:
+                function()  # warm-up: caches, plans
+            print("load average before the runs: " + " ".join(f"{x:.2f}" for x in os.getloadavg()))
+            results: dict[str, object] = {}
             for _ in range(args.runs):
-                for function, into in ((bare, bare_times), (count, times)):
+                for name, function, into in phases:
                     start = time.perf_counter()
-                    value = function()
+                    results[name] = function()
                     into.append((time.perf_counter() - start) * 1000)
-                    if function is count:
-                        n = value
-                    else:
-                        live = value
+            timings = {name: into for name, _function, into in phases}
             print(
-                f"bare: live balances of {TEMPLATES[0]} ({live:,}), {args.runs} runs: {figures(bare_times)}"
+                f"bare: live balances of {TEMPLATES[0]} ({results['bare']:,}), {args.runs} runs:"
+                f" {figures(timings['bare'])}"
             )
-            print(f"segment count ({n:,} users), {args.runs} runs: {figures(times)}")
+            print(
+                f"segment count ({results['segment']:,} users), {args.runs} runs: {figures(timings['segment'])}"
+            )
+            if jsonb:
+                print(
+                    f"the same count on JSONB + GIN ({results['jsonb']:,} users), {args.runs} runs:"
+                    f" {figures(timings['jsonb'])}"
+                )
+                for column in ("tags", "attributes"):
+                    db.session.execute(sa.text(f"DROP INDEX bench_gin_{column}"))
+                db.session.commit()
             times, result = timed(reach_t0, max(3, args.runs // 2))
             print(f"reach for {TEMPLATES[0]} (reachable {result.reachable:,}): {figures(times)}")
             db.session.remove()

@@ -110,7 +110,7 @@ def _init_extensions(app: Flask) -> None:
 
 
 def _register_blueprints(app: Flask) -> None:
-    from .api import v1_campaigns, v1_segments  # noqa: F401 (their routes join the /api/v1 blueprint)
+    from .api import v1_campaigns, v1_segments, v1_users  # noqa: F401 (their routes join the /api/v1 blueprint)
     from .api.v1 import bp as api_v1_bp
     from .api.views import bp as mp_api_bp
     from .apikeys.views import bp as apikeys_bp
@@ -126,6 +126,7 @@ def _register_blueprints(app: Flask) -> None:
     from .push.views import bp as push_bp
     from .segments.views import bp as segments_bp
     from .settings.views import bp as settings_bp
+    from .user_attributes.views import bp as user_attributes_bp
 
     app.register_blueprint(auth_bp)
     app.register_blueprint(home_bp)
@@ -136,6 +137,7 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(operators_bp, url_prefix="/settings/operators")
     app.register_blueprint(audit_bp, url_prefix="/settings/audit")
     app.register_blueprint(apikeys_bp, url_prefix="/settings/api-keys")
+    app.register_blueprint(user_attributes_bp, url_prefix="/settings/user-attributes")
     app.register_blueprint(settings_bp, url_prefix="/settings")
     app.register_blueprint(audience_bp, url_prefix="/users")
     app.register_blueprint(segments_bp, url_prefix="/segments")

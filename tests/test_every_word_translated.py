@@ -44,6 +44,7 @@ import pytest
 import sqlalchemy as sa
 
 from dashboard.apikeys.services import create_key, revoke_key
+from dashboard.audience.attributes import declare
 from dashboard.audit.services import ACTION_LABELS, record
 from dashboard.extensions import db
 from dashboard.models import Delivery, DeliverySource, DeliveryState, Operator, Role, WechatUser
@@ -308,6 +309,7 @@ def seed(app, sandbox, personas) -> dict[str, int]:
         key, _plaintext = create_key("订单服务", ["send", "read"], admin_id)
         old_key, _plaintext = create_key("旧的订单服务", ["send"], admin_id)
         revoke_key(old_key)
+        attribute, _created = declare("membership_expires_at", "date", "会员到期日")
         vera = db.session.get(Operator, personas["viewer"].id)
         vera.is_disabled = True
         mark = db.session.get(Operator, personas["marketer"].id)
@@ -333,7 +335,7 @@ def seed(app, sandbox, personas) -> dict[str, int]:
         targets = {
             "auth": mark, "operator": mark, "api_key": key, "campaign": db.session.get(Campaign, running),
             "template": template_row, "segment": None, "delivery": None, "users": None, "catalog": None,
-            "sending": None, "sending_limits": None,
+            "sending": None, "sending_limits": None, "user_attribute": attribute,
         }  # fmt: skip
         for action in ACTION_LABELS:
             target = targets.get(action.split(".")[0])
@@ -351,7 +353,7 @@ def seed(app, sandbox, personas) -> dict[str, int]:
                 record(action, target, actor_email="alice@example.com", **details.get(action, {}))
         db.session.commit()
         assert db.session.scalar(sa.select(sa.func.count()).select_from(AuditEvent)) >= len(ACTION_LABELS)
-        template_id, key_id = template_row.id, key.id
+        template_id, key_id, attribute_id = template_row.id, key.id, attribute.id
     return {
         "template_id": template_id,
         "user_id": user_ids[0],
@@ -359,6 +361,7 @@ def seed(app, sandbox, personas) -> dict[str, int]:
         "segment_id": segment_id,
         "campaign_id": running,
         "key_id": key_id,
+        "attribute_id": attribute_id,
         "operator_id": personas["marketer"].id,
         "tid": 1001,  # the sandbox's public library
         "campaigns": campaigns,

@@ -27,8 +27,10 @@ def _error(description: str) -> dict[str, Any]:
 
 
 def openapi_document() -> dict[str, Any]:
+    from ..audience.attributes import declared_types
     from .v1_campaigns_openapi import campaign_paths, campaign_schemas
     from .v1_segments_openapi import segment_paths, segment_schemas
+    from .v1_users_openapi import users_paths, users_schemas
 
     message = {"$ref": "#/components/schemas/Message"}
     return {
@@ -123,6 +125,7 @@ def openapi_document() -> dict[str, Any]:
             },
             **campaign_paths(),
             **segment_paths(),
+            **users_paths(),
         },
         "components": {
             "securitySchemes": {"apiKey": {"type": "http", "scheme": "bearer"}},
@@ -172,6 +175,7 @@ def openapi_document() -> dict[str, Any]:
                 },
                 **campaign_schemas(),
                 **segment_schemas(),
+                **users_schemas(declared_types()),
                 "Error": ERROR_SCHEMA,
             },
         },

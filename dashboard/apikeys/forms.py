@@ -18,6 +18,7 @@ class ApiKeyCreateForm(FlaskForm):
             SelectChoice(
                 "campaigns", _l("campaigns: build segments and compose, launch and control campaigns")
             ),
+            SelectChoice("users", _l("users: write users' attributes and tags, declare attribute keys")),
         ],
         default=["send"],
         widget=ListWidget(prefix_label=False),

@@ -119,6 +119,13 @@ TARGET_PAGES: dict[str, tuple[Any, Any, str, str | None, str | None]] = {
     "segment": (_l("Segment #%(id)s"), _l("Segments"), "segments.detail", "segment_id", None),
     "delivery": (_l("Delivery #%(id)s"), _l("Deliveries"), "deliveries.detail", "delivery_id", None),
     "wechat_user": (_l("User #%(id)s"), _l("Users"), "audience.detail", "user_id", None),
+    "user_attribute": (
+        _l("User attribute #%(id)s"),
+        _l("User attributes"),
+        "user_attributes.index",
+        None,
+        "attribute-{id}",
+    ),
     "dispatch_state": (_l("Sending limits"), _l("Sending limits"), "settings.index", None, None),
 }
 LIST_PAGES = {
@@ -205,6 +212,8 @@ ACTION_LABELS: dict[str, Any] = {
     "template.test_sent": _l("Template test send"),
     "template.updated": _l("Template edited"),
     "users.imported": _l("Users imported from CSV"),
+    "user_attribute.declared": _l("User attribute declared"),
+    "user_attribute.changed": _l("User attribute changed"),
 }
 
 

@@ -15,6 +15,7 @@ from .operator import Operator, Role
 from .push_nonce import PushNonce
 from .segment import Segment
 from .types import UTCDateTime, utcnow
+from .user_attribute import UserAttribute
 from .wechat import AccessTokenCache
 
 for _module in pkgutil.iter_modules(__path__):
@@ -34,6 +35,7 @@ __all__ = [
     "Role",
     "Segment",
     "UTCDateTime",
+    "UserAttribute",
     "UserAttributeValue",
     "UserTag",
     "WechatUser",

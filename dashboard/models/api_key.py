@@ -12,7 +12,8 @@ from .types import UTCDateTime, utcnow
 
 # send: send messages and read the ones this key sent; read: read the ones this key sent (send includes
 # it); read_all: read every message sent through the API, whichever key sent it (a reporting back end).
-SCOPES = ("send", "read", "read_all", "campaigns")  # campaigns: compose, launch and control campaigns
+# campaigns: compose, launch and control campaigns; users: upsert users and declare attribute keys
+SCOPES = ("send", "read", "read_all", "campaigns", "users")
 
 
 class ApiKey(db.Model):

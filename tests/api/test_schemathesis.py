@@ -44,6 +44,9 @@ ACCEPTED = {
     "/messages/{id}": {200, 404},
     "/campaigns": {201, 404},  # no template or segment with the generated ids
     "/segments": {201, 409},  # 409: an earlier example took the name
+    "/users/{openid}": {200, 201},
+    "/users/batch": {200},
+    "/attributes/{key}": {200, 201},
 }
 DEFAULT_ACCEPTED = {200, 404}
 
@@ -99,9 +102,23 @@ def run_document(app, document, mode, headers, skip=()) -> dict:
 @pytest.fixture
 def api_key(app, runner):
     result = runner.invoke(
-        args=["create-api-key", "contract", "--scope", "send", "--scope", "read", "--scope", "campaigns"]
+        args=[
+            "create-api-key",
+            "contract",
+            *("--scope", "send", "--scope", "read", "--scope", "campaigns", "--scope", "users"),
+        ]
     )
     return result.output.strip().splitlines()[-1]
+
+
+# One declared attribute of each type, so the users' schemas hold every kind of value.
+DECLARED = {
+    "tongzhi_contract_text": "string",
+    "tongzhi_contract_number": "number",
+    "tongzhi_contract_flag": "bool",
+    "tongzhi_contract_day": "date",
+    "tongzhi_contract_instant": "datetime",
+}
 
 
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE], ids=lambda m: m.value)
@@ -122,6 +139,16 @@ def test_the_mini_program_api_keeps_its_document(app, client, sandbox, mode):
 
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE], ids=lambda m: m.value)
 def test_the_server_api_keeps_its_document(app, client, api_key, mode):
+    headers = {"Authorization": f"Bearer {api_key}"}
+    for key, kind in DECLARED.items():
+        assert (
+            client.put(f"/api/v1/attributes/{key}", json={"type": kind}, headers=headers).status_code == 201
+        )
     document = client.get("/api/v1/openapi.json").get_json()
-    seen = run_document(app, document, mode, {"Authorization": f"Bearer {api_key}"})
+    seen = run_document(app, document, mode, headers)
+    if mode is GenerationMode.POSITIVE:
+        # Well-formed users were stored, not just answered (any declared attribute, any type).
+        stored = sum(seen.get(("PUT", "/users/{openid}", "positive", status), 0) for status in (200, 201))
+        assert stored >= EXAMPLES // 4, seen
+        assert seen.get(("POST", "/users/batch", "positive", 200), 0) >= EXAMPLES // 4, seen
     assert len(seen) >= 2, seen

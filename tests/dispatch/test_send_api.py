@@ -251,8 +251,8 @@ def test_the_openapi_document_matches_the_routes(app, client):
     documented = {(path, method.upper()) for path, item in document["paths"].items() for method in item}
     routes = {
         (
-            # <int:delivery_id>, <int:campaign_id>, ... are the document's {id}.
-            re.sub(r"<(?:int:)?\w+>", "{id}", rule.rule.removeprefix("/api/v1")),
+            # <int:delivery_id>, <int:campaign_id>, ... are the document's {id}; <openid> is {openid}.
+            re.sub(r"<(\w+)>", r"{\1}", re.sub(r"<int:\w+>", "{id}", rule.rule.removeprefix("/api/v1"))),
             method,
         )
         for rule in app.url_map.iter_rules()

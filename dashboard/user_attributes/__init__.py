@@ -1,0 +1,1 @@
+"""Settings → User attributes: the declared attribute keys (admin)."""

@@ -122,6 +122,8 @@ def _register_blueprints(app: Flask) -> None:
     from .catalog.views import bp as catalog_bp
     from .deliveries.views import bp as deliveries_bp
     from .home.views import bp as home_bp
+    from .oa.channels import bp as channels_bp
+    from .oa.views import bp as oa_push_bp
     from .operators.views import bp as operators_bp
     from .push.views import bp as push_bp
     from .segments.views import bp as segments_bp
@@ -138,9 +140,11 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(audit_bp, url_prefix="/settings/audit")
     app.register_blueprint(apikeys_bp, url_prefix="/settings/api-keys")
     app.register_blueprint(user_attributes_bp, url_prefix="/settings/user-attributes")
+    app.register_blueprint(channels_bp, url_prefix="/settings/channels")
     app.register_blueprint(settings_bp, url_prefix="/settings")
     app.register_blueprint(audience_bp, url_prefix="/users")
     app.register_blueprint(segments_bp, url_prefix="/segments")
     app.register_blueprint(mp_api_bp, url_prefix="/api/mp")
     app.register_blueprint(api_v1_bp, url_prefix="/api/v1")
     app.register_blueprint(push_bp, url_prefix="/wechat")
+    app.register_blueprint(oa_push_bp, url_prefix="/wechat")

@@ -18,6 +18,7 @@ from .extensions import db
 from .models import Operator, Role
 from .models.api_key import SCOPES
 from .models.operator import MIN_PASSWORD_LENGTH
+from .oa.cli import sync_followers_command
 from .operators import services as operator_services
 from .serve import DEFAULT_HOST, DEFAULT_PORT, browse_url, serve_command
 from .wechat.cli import wechat_check_command
@@ -104,6 +105,7 @@ def init_app(app: Flask) -> None:
         create_api_key_command,
         wechat_check_command,
         sync_templates_command,
+        sync_followers_command,
         serve_command,
         worker_command,
     ):

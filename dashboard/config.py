@@ -27,9 +27,21 @@ ENVIRONMENTS = ("embedded", "production")
 SANDBOX_APPID = "wxsandbox000000000"
 SANDBOX_SECRET = "sandbox-secret"  # noqa: S105 (the sandbox's own fixed credential, not a secret)
 SANDBOX_PUSH_TOKEN = "sandboxtoken"  # noqa: S105 (likewise)
+# The sandbox's Official Account (服务号) linked to its mini-program, likewise made up.
+SANDBOX_OA_APPID = "wxsandboxoa0000000"
+SANDBOX_OA_SECRET = "sandbox-oa-secret"  # noqa: S105 (the sandbox's own fixed credential, not a secret)
+SANDBOX_OA_PUSH_TOKEN = "sandboxoatoken"  # noqa: S105 (likewise)
 
 # Settings whose values must never be shown, logged or echoed in an error.
-SECRET_SETTINGS = ("SECRET_KEY", "WECHAT_SECRET", "WECHAT_PUSH_TOKEN", "WECHAT_PUSH_AES_KEY")
+SECRET_SETTINGS = (
+    "SECRET_KEY",
+    "WECHAT_SECRET",
+    "WECHAT_PUSH_TOKEN",
+    "WECHAT_PUSH_AES_KEY",
+    "WECHAT_OA_SECRET",
+    "WECHAT_OA_PUSH_TOKEN",
+    "WECHAT_OA_PUSH_AES_KEY",
+)
 # Settings that are URLs and may carry a password in their netloc.
 URL_SETTINGS = ("DATABASE_URL", "SQLALCHEMY_DATABASE_URI", "REDIS_URL")
 
@@ -138,14 +150,26 @@ def _timezone(env: Mapping[str, str]) -> str:
     return raw
 
 
-def _aes_key(env: Mapping[str, str]) -> str | None:
-    raw = (env.get("WECHAT_PUSH_AES_KEY") or "").strip()
+def _aes_key(env: Mapping[str, str], name: str = "WECHAT_PUSH_AES_KEY") -> str | None:
+    raw = (env.get(name) or "").strip()
     if not raw:
         return None
     # Do not echo the value: it is a secret.
     if len(raw) != 43 or not raw.isascii() or not raw.isalnum():
-        raise ConfigError("WECHAT_PUSH_AES_KEY must be the 43 letters and digits of the EncodingAESKey.")
+        raise ConfigError(f"{name} must be the 43 letters and digits of the EncodingAESKey.")
     return raw
+
+
+def _official_account(env: Mapping[str, str]) -> tuple[str | None, str | None]:
+    """WECHAT_OA_APPID and WECHAT_OA_SECRET: both or neither (neither = the channel is off)."""
+    appid = (env.get("WECHAT_OA_APPID") or "").strip() or None
+    secret = (env.get("WECHAT_OA_SECRET") or "").strip() or None
+    if (appid is None) != (secret is None):
+        raise ConfigError(
+            "WECHAT_OA_APPID and WECHAT_OA_SECRET must be set together (the Official Account's AppID and "
+            "AppSecret), or both left unset to keep the Official Account channel off."
+        )
+    return appid, secret
 
 
 # Sources whose accepts add a one-time credit (GRANT_CREDIT_SOURCES); a client report and the popup
@@ -201,12 +225,17 @@ def load_settings(env: Mapping[str, str], instance_path: Path) -> dict[str, Any]
     appid = (env.get("WECHAT_APPID") or "").strip() or None
     secret = (env.get("WECHAT_SECRET") or "").strip() or None
     push_token = (env.get("WECHAT_PUSH_TOKEN") or "").strip() or None
+    oa_appid, oa_secret = _official_account(env)
+    oa_push_token = (env.get("WECHAT_OA_PUSH_TOKEN") or "").strip() or None
     sandbox_port = env_int(env, "SANDBOX_PORT", 5010, minimum=1)
     sandbox_mode = embedded and appid is None
     api_base_default = WECHAT_API_HOST
     if sandbox_mode:
         appid, secret = SANDBOX_APPID, SANDBOX_SECRET
         push_token = push_token or SANDBOX_PUSH_TOKEN
+        # The sandbox's linked Official Account, like its mini-program.
+        oa_appid, oa_secret = SANDBOX_OA_APPID, SANDBOX_OA_SECRET
+        oa_push_token = oa_push_token or SANDBOX_OA_PUSH_TOKEN
         api_base_default = f"http://127.0.0.1:{sandbox_port}"
     secure_cookies = env_bool(env, "SESSION_COOKIE_SECURE", default=not embedded)
     return {
@@ -220,6 +249,11 @@ def load_settings(env: Mapping[str, str], instance_path: Path) -> dict[str, Any]
         "WECHAT_API_BASE": _wechat_api_base(env, api_base_default),
         "WECHAT_PUSH_TOKEN": push_token,
         "WECHAT_PUSH_AES_KEY": _aes_key(env),
+        # The Official Account (服务号) linked to the mini-program: unset = that channel is off.
+        "WECHAT_OA_APPID": oa_appid,
+        "WECHAT_OA_SECRET": oa_secret,
+        "WECHAT_OA_PUSH_TOKEN": oa_push_token,
+        "WECHAT_OA_PUSH_AES_KEY": _aes_key(env, "WECHAT_OA_PUSH_AES_KEY"),
         # A signed push is accepted this many seconds either side of its timestamp (WeChat retries within
         # seconds); its nonce is remembered as long, so the same signature is not accepted twice.
         "WECHAT_PUSH_MAX_AGE_SECONDS": env_int(env, "WECHAT_PUSH_MAX_AGE_SECONDS", 300, minimum=1),
@@ -238,6 +272,9 @@ def load_settings(env: Mapping[str, str], instance_path: Path) -> dict[str, Any]
         # A running campaign pauses itself when more than this percentage of its answered sends failed
         # (judged once 50 have an answer); 0 turns the automatic pause off.
         "CAMPAIGN_PAUSE_FAILURE_PERCENT": env_int(env, "CAMPAIGN_PAUSE_FAILURE_PERCENT", 20, minimum=0),
+        # An occurrence of a recurring campaign found due later than this (no worker was running) is
+        # recorded as missed instead of sent late.
+        "RECURRING_MAX_LATENESS_MINUTES": env_int(env, "RECURRING_MAX_LATENESS_MINUTES", 60, minimum=1),
         # An unknown delivery is settled by WeChat's delivery event (subscribe_msg_sent_event) for the same
         # openid and template whose CreateTime is at most this long after the attempt started.
         "SENT_EVENT_MATCH_SECONDS": env_int(env, "SENT_EVENT_MATCH_SECONDS", 300, minimum=1),
@@ -310,12 +347,17 @@ def effective_settings(config: Mapping[str, Any]) -> list[tuple[str, str]]:
         "WECHAT_PUSH_TOKEN",
         "WECHAT_PUSH_AES_KEY",
         "WECHAT_PUSH_MAX_AGE_SECONDS",
+        "WECHAT_OA_APPID",
+        "WECHAT_OA_SECRET",
+        "WECHAT_OA_PUSH_TOKEN",
+        "WECHAT_OA_PUSH_AES_KEY",
         "WECHAT_CONNECT_TIMEOUT",
         "WECHAT_READ_TIMEOUT",
         "WECHAT_TOKEN_REFRESH_MARGIN",
         "WECHAT_TOKEN_FORCE_REFRESH_MINUTES",
         "DISPATCH_LEASE_SECONDS",
         "CAMPAIGN_PAUSE_FAILURE_PERCENT",
+        "RECURRING_MAX_LATENESS_MINUTES",
         "SENT_EVENT_MATCH_SECONDS",
         "AUTO_MIGRATE",
         "LOGIN_MAX_FAILURES",
@@ -346,6 +388,11 @@ def effective_settings(config: Mapping[str, Any]) -> list[tuple[str, str]]:
         label = "DATABASE_URL" if name == "SQLALCHEMY_DATABASE_URI" else name
         rows.append((label, shown))
     return rows
+
+
+def oa_configured(config: Mapping[str, Any]) -> bool:
+    """Whether the Official Account channel is on: its AppID and AppSecret are both set."""
+    return bool(config.get("WECHAT_OA_APPID") and config.get("WECHAT_OA_SECRET"))
 
 
 def settings_from_environment(instance_path: Path) -> dict[str, Any]:

@@ -23,6 +23,17 @@ STATE_LABELS = {
     "retry_wait": _l("retry_wait"),
 }
 SOURCE_LABELS = {"campaign": _l("campaign"), "api": _l("api"), "test": _l("test")}
+# Campaign states (the campaign pages' badges and filters); ``missed`` is a run of a recurring campaign
+# that never ran.
+CAMPAIGN_STATE_LABELS = {
+    "draft": _l("draft"),
+    "scheduled": _l("scheduled"),
+    "running": _l("running"),
+    "paused": _l("paused"),
+    "completed": _l("completed"),
+    "cancelled": _l("cancelled"),
+    "missed": _l("missed"),
+}
 
 # Error classes in words (dashboard/wechat/errors.py ErrorCategory, and the engine's "gave_up").
 ERROR_CATEGORY_LABELS = {

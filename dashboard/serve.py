@@ -85,6 +85,20 @@ def start_sandbox(app: Flask, dashboard_url: str) -> subprocess.Popen:
     if config.get("WECHAT_PUSH_AES_KEY"):
         # With an EncodingAESKey Tongzhi accepts secure-mode pushes only.
         command += ["--push-mode", "secure", "--push-aes-key", config["WECHAT_PUSH_AES_KEY"]]
+    if config.get("WECHAT_OA_APPID"):
+        # The sandbox's linked Official Account, pushing its events to our /wechat/oa-push.
+        command += [
+            "--oa-appid",
+            config["WECHAT_OA_APPID"],
+            "--oa-secret",
+            config["WECHAT_OA_SECRET"],
+            "--oa-push-url",
+            f"{dashboard_url}/wechat/oa-push",
+            "--oa-push-token",
+            config.get("WECHAT_OA_PUSH_TOKEN") or "",
+        ]
+        if config.get("WECHAT_OA_PUSH_AES_KEY"):
+            command += ["--oa-push-aes-key", config["WECHAT_OA_PUSH_AES_KEY"]]
     base = config["WECHAT_API_BASE"]
     if _answers(base):
         # Another sandbox (say, left over from an earlier run) would answer for ours and be used blindly.

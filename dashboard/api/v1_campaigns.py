@@ -14,7 +14,7 @@ from typing import Any
 from flask import jsonify
 
 from ..access import public
-from ..campaigns import services
+from ..campaigns import recurring, services
 from ..campaigns.states import InvalidTransition
 from ..deliveries.opens import CAMPAIGN_PAGE_MAX_LENGTH
 from ..deliveries.send_requests import LANGS, STATES
@@ -42,7 +42,9 @@ FIELDS = {
     "scheduled_at",
     "rate_per_second",
     "quiet_hours",
+    "schedule",
 }
+RUNS_LISTED = 100
 
 
 def _invalid(field: str, message: str) -> ApiError:
@@ -144,6 +146,11 @@ def parse_body(body: Any) -> dict[str, Any]:
         "scheduled_at": _scheduled_at(body.get("scheduled_at")),
         "rate_per_second": rate,
     }
+    if body.get("schedule") is not None:
+        try:
+            fields["schedule"] = recurring.parse_schedule(body["schedule"])
+        except recurring.BadSchedule as bad:
+            raise _invalid(bad.field, bad.message) from None
     quiet = body.get("quiet_hours")
     if quiet is not None:
         if not isinstance(quiet, dict) or set(quiet) - {"start", "end"}:
@@ -167,8 +174,17 @@ def campaign_json(campaign: Campaign) -> dict[str, Any]:
         "started_at": campaign.started_at.isoformat() if campaign.started_at else None,
         "finished_at": campaign.finished_at.isoformat() if campaign.finished_at else None,
         "rate_per_second": campaign.rate_per_second,
+        "schedule": campaign.schedule,
+        "timezone": campaign.timezone,
+        "next_occurrence_at": _iso(campaign.next_occurrence_at),
+        "parent_id": campaign.parent_id,
+        "occurrence_at": _iso(campaign.occurrence_at),
         "counts": services.counts(campaign),
     }
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
 
 
 def _campaign(campaign_id: int) -> Campaign:
@@ -200,6 +216,16 @@ def create_campaign():
 def get_campaign(campaign_id: int):
     _authenticated("campaigns")
     return jsonify(campaign_json(_campaign(campaign_id)))
+
+
+@bp.route("/campaigns/<int:campaign_id>/runs", methods=("GET",))
+@public
+def campaign_runs(campaign_id: int):
+    """A recurring campaign's runs, one per occurrence, newest first (the last 100)."""
+    _authenticated("campaigns")
+    _campaign(campaign_id)
+    rows = db.session.scalars(recurring.runs_query(campaign_id).limit(RUNS_LISTED)).all()
+    return jsonify({"runs": [campaign_json(row) for row in rows]})
 
 
 def _move(campaign_id: int, action) -> Any:

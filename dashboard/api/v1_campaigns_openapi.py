@@ -6,9 +6,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..campaigns.recurring import CRON_MAX
 from ..deliveries.opens import CAMPAIGN_PAGE_MAX_LENGTH
 from ..storable import DB_INT_MAX
-from .v1_campaigns import MAX_RATE, NAME_MAX, VALUE_MAX
+from .v1_campaigns import MAX_RATE, NAME_MAX, RUNS_LISTED, VALUE_MAX
 from .v1_openapi import NO_NUL, _error, _text
 from .validation import TEMPLATE_ID_RE
 
@@ -70,7 +71,9 @@ def campaign_paths() -> dict[str, Any]:
                     "404": _error("No registered template or no segment has this id"),
                     "413": _error("The body is larger than 64 KiB"),
                     "422": _error(
-                        "A field is malformed, or a keyword value can never pass its rule (field names it)"
+                        "A field is malformed, a keyword value can never pass its rule, or the schedule's "
+                        "cron expression is not one cron reads, never occurs or occurs more than once an "
+                        "hour (field names it, e.g. schedule.cron)"
                     ),
                 },
             }
@@ -86,22 +89,117 @@ def campaign_paths() -> dict[str, Any]:
                 },
             }
         },
+        "/campaigns/{id}/runs": {
+            "get": {
+                "summary": "A recurring campaign's runs",
+                "description": (
+                    f"One run per occurrence, newest first (the last {RUNS_LISTED}): a campaign of its own "
+                    "(parent_id, occurrence_at) with its recipients and counts, or state missed when it "
+                    "never ran (pause_reason says why). Empty for a campaign without a schedule."
+                ),
+                "parameters": [ID_PARAMETER],
+                "responses": {
+                    "200": {
+                        "description": "The runs",
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "required": ["runs"],
+                                    "properties": {"runs": {"type": "array", "items": CAMPAIGN}},
+                                }
+                            }
+                        },
+                    },
+                    **AUTH_ERRORS,
+                    "404": _error("No campaign has this id"),
+                },
+            }
+        },
         "/campaigns/{id}/launch": _move(
             "Launch a draft",
             "Recipients are fixed now (state running), or when scheduled_at comes (state scheduled). "
-            "Launching twice starts one run: the second is 409 invalid_state.",
+            "Launching twice starts one run: the second is 409 invalid_state. A recurring campaign "
+            "becomes scheduled: each occurrence from now on is a run of its own.",
         ),
-        "/campaigns/{id}/pause": _move("Pause a running campaign", "What is in flight finishes."),
-        "/campaigns/{id}/resume": _move("Resume a paused campaign", "Sending goes on where it stopped."),
+        "/campaigns/{id}/pause": _move(
+            "Pause a running campaign",
+            "What is in flight finishes. A recurring campaign makes no runs while paused.",
+        ),
+        "/campaigns/{id}/resume": _move(
+            "Resume a paused campaign",
+            "Sending goes on where it stopped. A recurring campaign makes runs again from its next "
+            "occurrence (those that fell in the pause are not made).",
+        ),
         "/campaigns/{id}/cancel": _move(
             "Cancel a campaign",
-            "Recipients not yet sent to are skipped (reason cancelled); what is in flight finishes.",
+            "Recipients not yet sent to are skipped (reason cancelled); what is in flight finishes. "
+            "A recurring campaign makes no more runs (a run under way goes on).",
         ),
+    }
+
+
+def _schedule_schema() -> dict[str, Any]:
+    """What ``campaigns.recurring.parse_schedule`` takes: one shape per ``repeat``."""
+
+    def shape(repeat: str, required: list[str], **properties: Any) -> dict[str, Any]:
+        return {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["repeat", *required],
+            "properties": {"repeat": {"type": "string", "const": repeat}, **properties},
+        }
+
+    return {
+        "description": (
+            "Makes the campaign recurring: each occurrence from its launch on is a run with its own "
+            "recipients (the segment then), counts and report. Times and cron fields are read on the wall "
+            "clock of the operator's TIMEZONE (after a change of offset, 09:00 stays 09:00; a time the "
+            "clock skips runs when it resumes). Occurrences at least an hour apart. An occurrence found "
+            "due later than RECURRING_MAX_LATENESS_MINUTES (no worker was up) is recorded as missed. "
+            "Not with scheduled_at."
+        ),
+        "oneOf": [
+            shape("daily", ["time"], time=CLOCK),
+            shape(
+                "weekly",
+                ["time", "weekdays"],
+                time=CLOCK,
+                weekdays={
+                    "type": "array",
+                    "description": "1 = Monday ... 7 = Sunday",
+                    "minItems": 1,
+                    "maxItems": 7,
+                    "uniqueItems": True,
+                    "items": {"type": "integer", "minimum": 1, "maximum": 7},
+                },
+            ),
+            shape(
+                "monthly",
+                ["time", "day"],
+                time=CLOCK,
+                day={
+                    "type": "integer",
+                    "minimum": 1,
+                    "maximum": 31,
+                    "description": "A month without this day has no occurrence",
+                },
+            ),
+            shape(
+                "cron",
+                ["cron"],
+                cron=_text(
+                    CRON_MAX,
+                    "Five cron fields: minute hour day-of-month month day-of-week, e.g. 30 8 * * 1-5",
+                ),
+            ),
+        ],
     }
 
 
 def campaign_schemas() -> dict[str, Any]:
     count = {"type": "integer", "minimum": 0}
+    moment = {"type": ["string", "null"], "format": "date-time"}
     return {
         "CampaignRequest": {
             "type": "object",
@@ -149,6 +247,7 @@ def campaign_schemas() -> dict[str, Any]:
                     "description": "Local times (the operator's TIMEZONE) between which nothing is sent; default 21:00-08:00; the same start and end: none",
                     "properties": {"start": CLOCK, "end": CLOCK},
                 },
+                "schedule": _schedule_schema(),
             },
         },
         "Campaign": {
@@ -159,7 +258,10 @@ def campaign_schemas() -> dict[str, Any]:
                 "name": {"type": "string"},
                 "state": {
                     "type": "string",
-                    "enum": ["draft", "scheduled", "running", "paused", "completed", "cancelled"],
+                    "enum": ["draft", "scheduled", "running", "paused", "completed", "cancelled", "missed"],
+                    "description": (
+                        "A recurring campaign is scheduled while it makes runs; a run that never ran is missed"
+                    ),
                 },
                 "pause_reason": {"type": ["string", "null"]},
                 "template_id": {"type": "string"},
@@ -168,6 +270,23 @@ def campaign_schemas() -> dict[str, Any]:
                 "started_at": {"type": ["string", "null"]},
                 "finished_at": {"type": ["string", "null"]},
                 "rate_per_second": {"type": ["integer", "null"]},
+                "schedule": {
+                    "type": ["object", "null"],
+                    "description": "The recurring campaign's schedule as given (null: one-off or a run)",
+                },
+                "timezone": {
+                    "type": "string",
+                    "description": "The zone its schedule and quiet hours are read in",
+                },
+                "next_occurrence_at": {
+                    **moment,
+                    "description": "A scheduled recurring campaign's next occurrence (UTC)",
+                },
+                "parent_id": {
+                    "type": ["integer", "null"],
+                    "description": "For a run: the recurring campaign it belongs to",
+                },
+                "occurrence_at": {**moment, "description": "For a run: the occurrence it is for (UTC)"},
                 "counts": {
                     "type": "object",
                     "description": "recipients = pending + sent + failed + skipped + unknown; opens on top",

@@ -26,6 +26,7 @@ from ..grants import services as grants
 from ..grants.kinds import lookup_templates
 from ..htmx import render_page_or_fragment
 from ..models import Role, WechatUser, utcnow
+from ..oa.followers import follower_for_user
 from ..storable import db_int
 from . import services
 from .forms import ImportForm
@@ -125,6 +126,7 @@ def detail(user_id: int):
         more=len(events) == TIMELINE_SIZE,
         settings=services.describe_settings(user),
         deliveries=services.deliveries_for(user),
+        follower=follower_for_user(user),
     )
 
 

@@ -131,7 +131,8 @@ def test_send(campaign: Campaign, openids: list[str], operator_id: int | None) -
 
 
 def duplicate(campaign: Campaign, name: str, operator_id: int | None) -> Campaign:
-    """A new draft with the campaign's template, segment, values and settings, and no schedule; commits.
+    """A new draft with the campaign's template, segment, values and settings, and no start time (a
+    recurring campaign's copy keeps its repeat schedule); commits.
 
     :raise services.CampaignError: the copy cannot be made as it is (its segment was deleted, or its
         template's rules changed so its values no longer pass).
@@ -150,6 +151,8 @@ def duplicate(campaign: Campaign, name: str, operator_id: int | None) -> Campaig
             "miniprogram_state": campaign.miniprogram_state,
             "lang": campaign.lang,
             "scheduled_at": None,
+            # A recurring campaign's copy repeats the same way; a run's copy is a one-off campaign.
+            "schedule": campaign.schedule,
             "rate_per_second": campaign.rate_per_second,
             "quiet_start": campaign.quiet_start,
             "quiet_end": campaign.quiet_end,

@@ -240,7 +240,20 @@ def _apply_errors(form: ComposeForm, entries, error: services.CampaignError, tem
                 entry.error = words
                 return None
         return words
-    target = {"template_id": form.template_id, "segment_id": form.segment_id, "page": form.page}.get(field)
+    if field.startswith("schedule"):
+        # The form judges the schedule first; the service's refusal lands here only if it changed meanwhile.
+        words = _("This schedule cannot be used: check its fields.")
+    target = {
+        "template_id": form.template_id,
+        "segment_id": form.segment_id,
+        "page": form.page,
+        "schedule": form.repeat,
+        "schedule.cron": form.cron,
+        "schedule.time": form.repeat_time,
+        "schedule.weekdays": form.weekdays,
+        "schedule.day": form.day,
+        "scheduled_at": form.scheduled_at,
+    }.get(field)
     if target is not None:
         target.errors = [*target.errors, words]
         return None

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -24,15 +24,17 @@ from wtforms import (
     RadioField,
     SelectChoice,
     SelectField,
+    SelectMultipleField,
     StringField,
     TimeField,
 )
 from wtforms.validators import DataRequired, Length, NumberRange, Optional, Regexp, ValidationError
+from wtforms.widgets import CheckboxInput, ListWidget
 
 from ..catalog.forms import lang_choices, state_choices
 from ..models.campaign import DEFAULT_QUIET_END, DEFAULT_QUIET_START, Campaign
 from ..models.catalog import MessageTemplate
-from . import values
+from . import recurring, values
 
 NAME_MAX = 120
 VALUE_MAX = 512
@@ -55,7 +57,36 @@ FORM_FIELDS = (
     "quiet_start",
     "quiet_end",
     "rate_per_second",
+    "repeat",
+    "repeat_time",
+    "weekdays",
+    "day",
+    "cron",
 )
+WEEKDAYS = (
+    (1, _l("Mon")),
+    (2, _l("Tue")),
+    (3, _l("Wed")),
+    (4, _l("Thu")),
+    (5, _l("Fri")),
+    (6, _l("Sat")),
+    (7, _l("Sun")),
+)
+REPEAT_CHOICES = (
+    ("daily", _l("Every day")),
+    ("weekly", _l("On given weekdays")),
+    ("monthly", _l("On a day of the month")),
+    ("cron", _l("By a cron expression")),
+)
+# Why the schedule cannot be used (``recurring.BadSchedule.code``), in the operator's language.
+SCHEDULE_PROBLEMS = {
+    "invalid": _l(
+        "Cron cannot read this: give five fields, minute hour day-of-month month weekday (e.g. 30 8 * * 1-5)."
+    ),
+    "never": _l("This schedule never occurs."),
+    "too_often": _l("A campaign may repeat at most once an hour."),
+}
+DEFAULT_REPEAT_TIME = time(9, 0)
 
 
 def zone() -> ZoneInfo:
@@ -94,9 +125,29 @@ class ComposeForm(FlaskForm):
     )
     when = RadioField(
         _l("When"),
-        choices=[SelectChoice("now", _l("Send when launched")), SelectChoice("schedule", _l("Schedule at"))],
+        choices=[
+            SelectChoice("now", _l("Send when launched")),
+            SelectChoice("schedule", _l("Schedule at")),
+            SelectChoice("repeat", _l("Repeat")),
+        ],
         default="now",
     )
+    repeat = SelectField(
+        _l("Repeats"),
+        choices=[SelectChoice(value, label) for value, label in REPEAT_CHOICES],
+        default="daily",
+    )
+    repeat_time = TimeField(_l("At"), default=DEFAULT_REPEAT_TIME, validators=[Optional()])
+    weekdays = SelectMultipleField(
+        _l("Weekdays"),
+        coerce=int,
+        choices=[SelectChoice(value, label) for value, label in WEEKDAYS],
+        widget=ListWidget(prefix_label=False),
+        option_widget=CheckboxInput(),
+        validators=[Optional()],
+    )
+    day = IntegerField(_l("Day of the month"), validators=[Optional(), NumberRange(1, 31)])
+    cron = StringField(_l("Cron expression"), validators=[Optional(), Length(max=recurring.CRON_MAX)])
     scheduled_at = DateTimeLocalField(_l("Time"), format="%Y-%m-%dT%H:%M", validators=[Optional()])
     quiet_hours = BooleanField(_l("Hold sending during quiet hours"))
     quiet_start = TimeField(_l("Quiet from"), default=DEFAULT_QUIET_START, validators=[Optional()])
@@ -116,6 +167,55 @@ class ComposeForm(FlaskForm):
         if to_utc(field.data) <= datetime.now(UTC):
             raise ValidationError(_l("This time has passed: choose a time ahead, or send when launched."))
 
+    def _repeating(self) -> bool:
+        return self.when.data == "repeat" and not self.schedule_locked
+
+    def validate(self, extra_validators=None) -> bool:
+        """The fields' own checks, then the repeat's: its optional fields are required by the repeat
+        chosen (an ``Optional`` validator stops the chain, so these cannot be inline validators)."""
+        valid = super().validate(extra_validators)
+        if not self._repeating():
+            return valid
+        problems: list[tuple[Any, Any]] = []
+        repeat = self.repeat.data
+        if repeat != "cron" and self.repeat_time.data is None and not self.repeat_time.errors:
+            problems.append((self.repeat_time, _l("Give the time of day to send at.")))
+        if repeat == "weekly" and not self.weekdays.data and not self.weekdays.errors:
+            problems.append((self.weekdays, _l("Tick at least one weekday.")))
+        if repeat == "monthly" and self.day.data is None and not self.day.errors:
+            problems.append((self.day, _l("Give the day of the month, 1 to 31.")))
+        if repeat == "cron" and not self.cron.errors:
+            if not (self.cron.data or "").strip():
+                problems.append((self.cron, _l("Give a cron expression.")))
+            else:
+                try:
+                    schedule = recurring.parse_schedule({"repeat": "cron", "cron": self.cron.data})
+                    recurring.check(schedule, str(zone()), datetime.now(UTC))
+                except recurring.BadSchedule as bad:
+                    problems.append(
+                        (self.cron, SCHEDULE_PROBLEMS.get(bad.code, SCHEDULE_PROBLEMS["invalid"]))
+                    )
+        for field, message in problems:
+            field.errors = [*field.errors, message]
+        return valid and not problems
+
+    def schedule(self) -> dict[str, Any] | None:
+        """The recurring schedule chosen, in ``recurring.parse_schedule``'s shape (None: not repeating)."""
+        if self.when.data != "repeat":
+            return None
+        repeat = self.repeat.data if self.repeat.data in recurring.REPEATS else "daily"
+        if repeat == "cron":
+            return recurring.parse_schedule({"repeat": "cron", "cron": self.cron.data or ""})
+        raw: dict[str, Any] = {
+            "repeat": repeat,
+            "time": (self.repeat_time.data or DEFAULT_REPEAT_TIME).strftime("%H:%M"),
+        }
+        if repeat == "weekly":
+            raw["weekdays"] = list(self.weekdays.data or [])
+        if repeat == "monthly":
+            raw["day"] = self.day.data
+        return recurring.parse_schedule(raw)
+
     @classmethod
     def for_campaign(cls, campaign: Campaign) -> ComposeForm:
         """The form filled from a saved campaign (times shown in the operator's zone)."""
@@ -128,12 +228,13 @@ class ComposeForm(FlaskForm):
                 "page": campaign.page or "",
                 "miniprogram_state": campaign.miniprogram_state,
                 "lang": campaign.lang,
-                "when": "schedule" if campaign.scheduled_at else "now",
+                "when": "repeat" if campaign.schedule else "schedule" if campaign.scheduled_at else "now",
                 "scheduled_at": to_local(campaign.scheduled_at) if campaign.scheduled_at else None,
                 "quiet_hours": campaign.has_quiet_hours,
                 "quiet_start": campaign.quiet_start or DEFAULT_QUIET_START,
                 "quiet_end": campaign.quiet_end or DEFAULT_QUIET_END,
                 "rate_per_second": campaign.rate_per_second,
+                **_schedule_data(campaign.schedule),
             },
         )
 
@@ -157,10 +258,25 @@ class ComposeForm(FlaskForm):
             "scheduled_at": to_utc(self.scheduled_at.data)
             if self.when.data == "schedule" and self.scheduled_at.data
             else None,
+            "schedule": self.schedule(),
             "rate_per_second": self.rate_per_second.data,
             "quiet_start": quiet_start,
             "quiet_end": quiet_end,
         }
+
+
+def _schedule_data(schedule: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A saved schedule as the form's fields."""
+    if not schedule:
+        return {}
+    clock = schedule.get("time")
+    return {
+        "repeat": schedule.get("repeat", "daily"),
+        "repeat_time": time.fromisoformat(clock) if clock else DEFAULT_REPEAT_TIME,
+        "weekdays": list(schedule.get("weekdays") or []),
+        "day": schedule.get("day"),
+        "cron": schedule.get("cron") or "",
+    }
 
 
 @dataclass

@@ -64,6 +64,9 @@ HOLD_TEXT = {
     "template": _l("Waiting: the template cannot be used now (%(why)s)."),
     "segment": _l("Waiting: the campaign's segment no longer exists."),
     "values": _l("Waiting: a keyword value breaks its rule (%(key)s)."),
+    # Why a run of a recurring campaign was missed (campaigns.recurring).
+    "late": _l("Missed: nothing was running within %(limit)s minutes of its time."),
+    "superseded": _l("Missed: a later occurrence ran in its place."),
 }
 TEMPLATE_PROBLEM_TEXT = {
     "unknown": _l("not in the catalog"),

@@ -29,7 +29,7 @@ from ..models.catalog import MessageTemplate
 from ..models.dispatch import DISPATCH_STATE_ID
 from ..models.segment import Segment
 from ..models.types import utcnow
-from . import states, values
+from . import recurring, states, values
 from .states import InvalidTransition
 
 log = logging.getLogger(__name__)
@@ -71,13 +71,17 @@ def check_sources(template: MessageTemplate, data: Any) -> list[values.KeywordSo
 
 
 def create_campaign(fields: Mapping[str, Any], created_by_id: int | None = None) -> Campaign:
-    """A new draft from checked ``fields`` (see ``api.v1_campaigns.parse_body``); commits."""
+    """A new draft from checked ``fields`` (see ``api.v1_campaigns.parse_body``); commits.
+
+    With a ``schedule`` (``recurring.parse_schedule``'s shape) the draft is a recurring campaign."""
     template = _template(fields["template_id"])
     check_sources(template, fields.get("data") or {})
     if db.session.get(Segment, fields["segment_id"]) is None:
         raise CampaignError(404, "unknown_segment", "No segment has this id.", "segment_id")
     page = fields.get("page") if fields.get("page") is not None else (template.page or None)
     _check_page(page)
+    zone = current_app.config.get("TIMEZONE") or "Asia/Shanghai"
+    schedule = _check_schedule(fields.get("schedule"), fields.get("scheduled_at"), zone)
     campaign = Campaign(
         name=fields["name"],
         template_id=template.template_id,
@@ -90,12 +94,35 @@ def create_campaign(fields: Mapping[str, Any], created_by_id: int | None = None)
         rate_per_second=fields.get("rate_per_second"),
         quiet_start=fields.get("quiet_start"),
         quiet_end=fields.get("quiet_end"),
-        timezone=current_app.config.get("TIMEZONE") or "Asia/Shanghai",
+        timezone=zone,
+        schedule=schedule,
         created_by_id=created_by_id,
     )
     db.session.add(campaign)
     db.session.commit()
     return campaign
+
+
+def _check_schedule(
+    schedule: Mapping[str, Any] | None, scheduled_at: datetime | None, zone: str
+) -> dict[str, Any] | None:
+    """The schedule normalised (None: a one-off campaign). It must occur, at most once an hour; a recurring
+    campaign starts on launch, so it takes no ``scheduled_at``."""
+    if not schedule:
+        return None
+    if scheduled_at is not None:
+        raise CampaignError(
+            422,
+            "invalid_field",
+            "A recurring campaign starts when launched: give schedule or scheduled_at, not both.",
+            "scheduled_at",
+        )
+    try:
+        normalised = recurring.parse_schedule(schedule)
+        recurring.check(normalised, zone, utcnow())
+    except recurring.BadSchedule as bad:
+        raise CampaignError(422, "invalid_field", bad.message, bad.field) from None
+    return normalised
 
 
 def _check_page(page: str | None) -> None:
@@ -113,6 +140,14 @@ def update_campaign(campaign: Campaign, fields: Mapping[str, Any]) -> Campaign:
     states.check_edit(campaign, fields)
     if "page" in fields:
         _check_page(fields["page"])
+    if "schedule" in fields or "scheduled_at" in fields:
+        schedule = _check_schedule(
+            fields.get("schedule", campaign.schedule),
+            fields.get("scheduled_at", campaign.scheduled_at),
+            campaign.timezone,
+        )
+        if "schedule" in fields:
+            fields = {**fields, "schedule": schedule}
     sources = None
     if "data" in fields:
         sources = check_sources(_template(fields.get("template_id") or campaign.template_id), fields["data"])
@@ -149,6 +184,12 @@ def launch(campaign_id: int, now: datetime | None = None) -> Campaign:
     if campaign.state != S.draft:
         raise InvalidTransition(campaign.state, S.running, states.refusal(campaign.state, S.running))
     _check_launchable(campaign)
+    if campaign.schedule is not None:
+        # A recurring campaign: its runs start from the first occurrence from now on.
+        first = recurring.next_occurrence(campaign.schedule, campaign.timezone, now)
+        states.move(db.session, campaign_id, S.scheduled, now=now, next_occurrence_at=first)
+        db.session.commit()
+        return _get(campaign_id)
     if campaign.scheduled_at is not None and campaign.scheduled_at > now:
         states.move(db.session, campaign_id, S.scheduled, now=now)
         db.session.commit()
@@ -441,23 +482,49 @@ def _write_filled(filled: list[tuple[int, dict[str, str]]], refused: list[int]) 
 # -- pausing, resuming, cancelling ---------------------------------------------------------------------
 
 
+def _recurring(campaign_id: int) -> bool:
+    schedule = db.session.execute(sa.select(Campaign.schedule).where(Campaign.id == campaign_id)).scalar()
+    return schedule is not None
+
+
 def pause(campaign_id: int, code: str = HOLD_OPERATOR, now: datetime | None = None) -> Campaign:
-    """The claim stops taking its rows (what is in flight finishes); commits."""
-    states.move(db.session, campaign_id, S.paused, now=now, hold_code=code, hold_args={})
+    """The claim stops taking its rows (what is in flight finishes); commits. A recurring campaign makes
+    no run while paused (its runs already made go on: each is paused on its own page)."""
+    extra = {"next_occurrence_at": None} if _recurring(campaign_id) else {}
+    states.move(db.session, campaign_id, S.paused, now=now, hold_code=code, hold_args={}, **extra)
     db.session.commit()
     return _get(campaign_id)
 
 
 def resume(campaign_id: int, now: datetime | None = None) -> Campaign:
-    states.move(db.session, campaign_id, S.running, now=now, sources=(S.paused,))
+    """Sending goes on; a recurring campaign makes runs again from its next occurrence from now (those
+    that fell in the pause are not made, and not recorded as missed: they were not meant to run)."""
+    now = now or utcnow()
+    campaign = _get(campaign_id)
+    if campaign.schedule is not None:
+        following = recurring.next_occurrence(campaign.schedule, campaign.timezone, now)
+        states.move(
+            db.session,
+            campaign_id,
+            S.scheduled,
+            now=now,
+            sources=(S.paused,),
+            next_occurrence_at=following,
+            hold_code="",
+            hold_args={},
+        )
+    else:
+        states.move(db.session, campaign_id, S.running, now=now, sources=(S.paused,))
     db.session.commit()
     return _get(campaign_id)
 
 
 def cancel(campaign_id: int, now: datetime | None = None) -> Campaign:
-    """Rows not yet claimed become skipped (``cancelled``); rows in flight finish and are recorded; commits."""
+    """Rows not yet claimed become skipped (``cancelled``); rows in flight finish and are recorded; commits.
+    A recurring campaign makes no more runs (a run under way goes on: it is cancelled on its own page)."""
     now = now or utcnow()
-    states.move(db.session, campaign_id, S.cancelled, now=now)
+    extra = {"next_occurrence_at": None} if _recurring(campaign_id) else {}
+    states.move(db.session, campaign_id, S.cancelled, now=now, **extra)
     _skip_unclaimed(campaign_id, now)
     db.session.commit()
     return _get(campaign_id)
@@ -483,21 +550,43 @@ class Supervised:
     started: int = 0
     paused: int = 0
     completed: int = 0
+    missed: int = 0
 
 
 def supervise(now: datetime | None = None) -> Supervised:
-    """Start scheduled campaigns whose time has come, pause running ones that fail too often or while
-    WeChat's quota is out (45009) and resume the latter when sending resumes, complete those with nothing
-    left to send, and skip rows of cancelled campaigns that came back from flight. Each campaign is its
-    own transaction."""
+    """Record the due occurrences of recurring campaigns (``recurring.record_due_occurrences``: a run
+    each, or missed), start scheduled campaigns and runs whose time has come (a run too late is missed
+    instead), pause running ones that fail too often or while WeChat's quota is out (45009) and resume
+    the latter when sending resumes, complete those with nothing left to send, and skip rows of
+    cancelled campaigns that came back from flight. Each campaign is its own transaction."""
     now = now or utcnow()
     done = Supervised()
+    recorded = recurring.record_due_occurrences(now)  # recurring campaigns' runs now due, started below
+    done.missed = recorded.missed
     due = db.session.scalars(
-        sa.select(Campaign.id).where(Campaign.state == S.scheduled, Campaign.scheduled_at <= now)
+        sa.select(Campaign.id)
+        .where(Campaign.state == S.scheduled, Campaign.scheduled_at <= now, Campaign.schedule.is_(None))
+        .order_by(Campaign.scheduled_at)
     ).all()
     for campaign_id in due:
         try:
-            _check_launchable(_get(campaign_id))  # the template may have been disabled since the launch
+            campaign = _get(campaign_id)
+            if campaign.parent_id is not None and recurring.too_late(campaign.scheduled_at, now):
+                # A run that could not start in time (its template or segment was unusable): missed.
+                limit = int(recurring.lateness().total_seconds() // 60)
+                states.move(
+                    db.session,
+                    campaign_id,
+                    S.missed,
+                    now=now,
+                    sources=(S.scheduled,),
+                    hold_code=recurring.HOLD_LATE,
+                    hold_args={"limit": limit},
+                )
+                db.session.commit()
+                done.missed += 1
+                continue
+            _check_launchable(campaign)  # the template may have been disabled since the launch
             start(campaign_id, now)
             done.started += 1
         except InvalidTransition:  # an operator cancelled it meanwhile

@@ -29,7 +29,27 @@ TRANSITIONS: dict[CampaignState, frozenset[CampaignState]] = {
     # Back to running only to re-send failures that may pass now ("retry transient failures").
     S.completed: frozenset({S.running}),
     S.cancelled: frozenset(),
+    S.missed: frozenset(),  # a one-off campaign is never missed
 }
+# A recurring campaign: scheduled (its runs are made) ↔ paused (none are), until cancelled.
+RECURRING_TRANSITIONS: dict[CampaignState, frozenset[CampaignState]] = {
+    S.draft: frozenset({S.scheduled, S.cancelled}),
+    S.scheduled: frozenset({S.paused, S.cancelled}),
+    S.paused: frozenset({S.scheduled, S.cancelled}),
+    S.running: frozenset(),
+    S.completed: frozenset(),
+    S.cancelled: frozenset(),
+    S.missed: frozenset(),
+}
+# A run of a recurring campaign: a one-off campaign that may also be missed.
+RUN_TRANSITIONS: dict[CampaignState, frozenset[CampaignState]] = {
+    **TRANSITIONS,
+    S.scheduled: TRANSITIONS[S.scheduled] | {S.missed},
+}
+# The states a run is created in (``recurring.record_due_occurrences``).
+RUN_CREATED_STATES = frozenset({S.scheduled, S.missed})
+ONE_OFF, RECURRING, RUN = "one_off", "recurring", "run"
+TABLES = {ONE_OFF: TRANSITIONS, RECURRING: RECURRING_TRANSITIONS, RUN: RUN_TRANSITIONS}
 
 # What may be edited in each state: everything in a draft; in a pause, the values and the rate only
 # (the recipients are fixed at start, the template and segment with them).
@@ -46,6 +66,7 @@ _REFUSALS = {
     S.completed: "The campaign has completed.",
     S.cancelled: "The campaign was cancelled.",
     S.draft: "The campaign is still a draft and has not been launched.",
+    S.missed: "This occurrence was missed: it never ran.",
 }
 
 
@@ -57,11 +78,27 @@ class InvalidTransition(Exception):
         self.current, self.target, self.message = current, target, message
 
 
-def allowed(current: CampaignState, target: CampaignState) -> bool:
-    return target in TRANSITIONS[current]
+def kind(schedule: Any, parent_id: int | None) -> str:
+    """Which table of moves a campaign follows."""
+    if schedule is not None:
+        return RECURRING
+    return RUN if parent_id is not None else ONE_OFF
 
 
-def refusal(current: CampaignState, target: CampaignState) -> str:
+def kind_of(campaign: Campaign) -> str:
+    return kind(campaign.schedule, campaign.parent_id)
+
+
+def allowed(current: CampaignState, target: CampaignState, of: str = ONE_OFF) -> bool:
+    return target in TABLES[of][current]
+
+
+def refusal(current: CampaignState, target: CampaignState, of: str = ONE_OFF) -> str:
+    if of == RECURRING and target == S.running:
+        return (
+            "A recurring campaign never sends itself: each occurrence is a run of its own. "
+            f"It cannot become {target.value} from {current.value}."
+        )
     return f"{_REFUSALS[current]} It cannot become {target.value} from {current.value}."
 
 
@@ -99,14 +136,17 @@ def move(
     :raise LookupError: there is no such campaign.
     """
     now = now or utcnow()
-    current = session.scalar(sa.select(Campaign.state).where(Campaign.id == campaign_id))
-    if current is None:
+    found = session.execute(
+        sa.select(Campaign.state, Campaign.schedule, Campaign.parent_id).where(Campaign.id == campaign_id)
+    ).one_or_none()
+    if found is None:
         raise LookupError(campaign_id)
-    froms = [state for state in (sources or TRANSITIONS) if allowed(state, target)]
+    current, of = found.state, kind(found.schedule, found.parent_id)
+    froms = [state for state in (sources or TABLES[of]) if allowed(state, target, of)]
     if current not in froms:
-        raise InvalidTransition(current, target, refusal(current, target))
+        raise InvalidTransition(current, target, refusal(current, target, of))
     stamps: dict[str, Any] = {"state": target, "updated_at": now}
-    if target in (S.completed, S.cancelled):
+    if target in (S.completed, S.cancelled, S.missed):
         stamps["finished_at"] = now
     if target == S.running and "hold_code" not in values:
         stamps["hold_code"], stamps["hold_args"] = "", {}
@@ -120,5 +160,5 @@ def move(
         # Someone else moved it between our read and our update: tell what it is now.
         session.rollback()
         now_state = session.scalar(sa.select(Campaign.state).where(Campaign.id == campaign_id))
-        raise InvalidTransition(now_state, target, refusal(now_state, target))
+        raise InvalidTransition(now_state, target, refusal(now_state, target, of))
     return current

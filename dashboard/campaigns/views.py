@@ -16,10 +16,11 @@ from ..dispatch.tasks import kick_dispatch
 from ..extensions import db
 from ..forms import EmptyForm
 from ..htmx import is_htmx, render_page_or_fragment
+from ..labels import CAMPAIGN_STATE_LABELS
 from ..models import DeliveryState, Role
 from ..models.campaign import Campaign, CampaignState
 from ..models.segment import Segment
-from . import report, retry, services
+from . import recurring, report, retry, services
 from .states import InvalidTransition
 
 bp = Blueprint("campaigns", __name__)
@@ -27,14 +28,8 @@ PAGE_SIZE = 50
 LOG_PAGE_SIZE = 25
 # States in which the progress card polls: it may still change by itself.
 LIVE_STATES = (CampaignState.scheduled, CampaignState.running, CampaignState.paused)
-STATE_LABELS = {
-    "draft": _l("draft"),
-    "scheduled": _l("scheduled"),
-    "running": _l("running"),
-    "paused": _l("paused"),
-    "completed": _l("completed"),
-    "cancelled": _l("cancelled"),
-}
+STATE_LABELS = CAMPAIGN_STATE_LABELS
+RUNS_PAGE_SIZE = 20
 ACTIONS = {
     "launch": (services.launch, _l("Launch")),
     "pause": (services.pause, _l("Pause")),
@@ -48,6 +43,12 @@ BUTTONS = {
     CampaignState.running: ("pause", "cancel"),
     CampaignState.paused: ("resume", "cancel"),
 }
+# A recurring campaign: pausing or cancelling stops its future runs (runs under way have their own page).
+RECURRING_BUTTONS = {
+    CampaignState.draft: ("launch", "cancel"),
+    CampaignState.scheduled: ("pause", "cancel"),
+    CampaignState.paused: ("resume", "cancel"),
+}
 
 
 @bp.app_template_global()
@@ -59,13 +60,23 @@ def campaign_state_label(state: str) -> str:
 @requires(Role.viewer)
 def index():
     state = request.args.get("state", "")
-    query = sa.select(Campaign).order_by(Campaign.id.desc())
+    # Runs of recurring campaigns are listed on their campaign's page, not here.
+    query = sa.select(Campaign).where(Campaign.parent_id.is_(None)).order_by(Campaign.id.desc())
     if state in STATE_LABELS:
         query = query.where(Campaign.state == state)
     page = db.paginate(query, per_page=PAGE_SIZE, error_out=False)
     return render_page_or_fragment(
-        "campaigns/index.html", "campaigns/_table.html", page=page, state=state, states=list(CampaignState)
+        "campaigns/index.html",
+        "campaigns/_table.html",
+        page=page,
+        state=state,
+        states=[s for s in CampaignState if s != CampaignState.missed],
     )
+
+
+@bp.app_template_global()
+def campaign_schedule_words(campaign: Campaign) -> str:
+    return recurring.schedule_words(campaign.schedule)
 
 
 @bp.app_template_global()
@@ -102,18 +113,30 @@ def detail(campaign_id: int):
     context = {
         "campaign": campaign,
         "figures": report.figures(campaign),
-        "live": campaign.state in LIVE_STATES,
+        "live": campaign.state in LIVE_STATES and not campaign.is_recurring,
         "duration_text": report.duration_text,
     }
     if not is_htmx():
         context |= _log_context(campaign, request.args) if campaign.started_at else {}
+        buttons = RECURRING_BUTTONS if campaign.is_recurring else BUTTONS
+        context |= _recurring_context(campaign)
         context |= {
             "segment": db.session.get(Segment, campaign.segment_id) if campaign.segment_id else None,
-            "buttons": [(name, ACTIONS[name][1]) for name in BUTTONS.get(campaign.state, ())],
+            "buttons": [(name, ACTIONS[name][1]) for name in buttons.get(campaign.state, ())],
             "can_retry": campaign.state in retry.RETRY_STATES,
             "form": EmptyForm(),
         }
     return render_page_or_fragment("campaigns/detail.html", "campaigns/_progress.html", **context)
+
+
+def _recurring_context(campaign: Campaign) -> dict:
+    """A recurring campaign's runs (a page of them, with their counts), or a run's recurring campaign."""
+    if campaign.is_recurring:
+        runs = db.paginate(recurring.runs_query(campaign.id), per_page=RUNS_PAGE_SIZE, error_out=False)
+        return {"runs": runs, "run_counts": recurring.run_counts([run.id for run in runs.items])}
+    if campaign.parent_id is not None:
+        return {"parent": db.session.get(Campaign, campaign.parent_id)}
+    return {}
 
 
 @bp.route("/<int:campaign_id>/deliveries")

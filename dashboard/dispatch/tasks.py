@@ -110,8 +110,9 @@ def _run_hooks(app: Flask) -> None:
 
 
 def _schedule_wake_up(app: Flask) -> None:
-    """If rows wait for a retry time, or a campaign for its scheduled start, kick again when the first is
-    due (the minute tick is the backstop), so a campaign scheduled for 10:00 starts at 10:00, not 10:00:59."""
+    """If rows wait for a retry time, a campaign for its scheduled start, or a recurring campaign for its
+    next occurrence, kick again when the first is due (the minute tick is the backstop), so a campaign
+    scheduled for 10:00 starts at 10:00, not 10:00:59."""
     from ..extensions import db
 
     t = Delivery.__table__.c
@@ -124,7 +125,12 @@ def _schedule_wake_up(app: Flask) -> None:
         start_due = connection.execute(
             sa.select(sa.func.min(Campaign.scheduled_at)).where(Campaign.state == CampaignState.scheduled)
         ).scalar()
-    dues = [due for due in (retry_due, start_due) if due is not None]
+        occurrence_due = connection.execute(
+            sa.select(sa.func.min(Campaign.next_occurrence_at)).where(
+                Campaign.state == CampaignState.scheduled
+            )
+        ).scalar()
+    dues = [due for due in (retry_due, start_due, occurrence_due) if due is not None]
     if not dues:
         return
     due = min(dues)

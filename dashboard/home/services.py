@@ -224,14 +224,15 @@ def campaign_figures(limit: int = 5) -> CampaignFigures:
     that completed; each campaign's figures come from ``campaigns.services.counts``."""
     moving = db.session.scalars(
         select(Campaign)
-        .where(Campaign.state.in_((CampaignState.running, CampaignState.paused)))
+        .where(Campaign.state.in_((CampaignState.running, CampaignState.paused)), Campaign.schedule.is_(None))
         .order_by(Campaign.started_at.desc(), Campaign.id.desc())
         .limit(limit)
     ).all()
     scheduled = db.session.scalars(
         select(Campaign)
         .where(Campaign.state == CampaignState.scheduled)
-        .order_by(Campaign.scheduled_at, Campaign.id)
+        # A recurring campaign is scheduled for its next occurrence.
+        .order_by(func.coalesce(Campaign.scheduled_at, Campaign.next_occurrence_at), Campaign.id)
         .limit(3)
     ).all()
     last = db.session.scalars(

@@ -11,7 +11,7 @@ import enum
 from datetime import datetime, time
 from typing import Any
 
-from sqlalchemy import JSON, Enum, Float, ForeignKey, Index, String, Time
+from sqlalchemy import JSON, Enum, Float, ForeignKey, Index, String, Time, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..extensions import db
@@ -25,6 +25,9 @@ class CampaignState(enum.StrEnum):
     paused = "paused"
     completed = "completed"
     cancelled = "cancelled"
+    # An occurrence of a recurring campaign that never ran: nothing was running within
+    # RECURRING_MAX_LATENESS_MINUTES of its time, or a later occurrence ran in its place (a run only).
+    missed = "missed"
 
 
 # Why a campaign is held, by code, in English (the API's ``pause_reason``). The console shows the same
@@ -36,6 +39,9 @@ HOLD_REASONS: dict[str, str] = {
     "template": "Waiting: the template cannot be used now (%(why)s).",
     "segment": "Waiting: the campaign's segment no longer exists.",
     "values": "Waiting: a keyword value breaks its rule (%(key)s).",
+    # Why an occurrence of a recurring campaign is ``missed``.
+    "late": "Missed: nothing was running within %(limit)s minutes of its time.",
+    "superseded": "Missed: a later occurrence ran in its place.",
 }
 # The words for the ``template`` hold's ``why`` (``catalog.services.template_usable``).
 TEMPLATE_PROBLEMS: dict[str, str] = {
@@ -67,8 +73,16 @@ DEFAULT_QUIET_END = time(8, 0)
 
 
 class Campaign(db.Model):
+    """A one-off campaign; or a recurring one (``schedule`` set), which never sends itself: each of its
+    occurrences is a run, a child campaign (``parent_id``, ``occurrence_at``) with its own snapshot,
+    counters and report. ``UNIQUE (parent_id, occurrence_at)`` makes an occurrence one run, however many
+    schedulers see it due (``campaigns.recurring``)."""
+
     __tablename__ = "campaign"
-    __table_args__ = (Index("ix_campaign_state", "state"),)
+    __table_args__ = (
+        Index("ix_campaign_state", "state"),
+        UniqueConstraint("parent_id", "occurrence_at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(120))
@@ -107,6 +121,16 @@ class Campaign(db.Model):
     rate_tokens_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     recipients: Mapped[int] = mapped_column(default=0)
+
+    # Recurring campaigns (``campaigns.recurring``). On the recurring campaign: its ``schedule``
+    # ({"repeat": "daily" | "weekly" | "monthly" | "cron", "time", "weekdays", "day", "cron"}, read in
+    # ``timezone``) and the first occurrence not yet turned into a run (NULL unless it is scheduled).
+    # On a run: the recurring campaign it belongs to and the occurrence it is for.
+    schedule: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
+    next_occurrence_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("campaign.id", ondelete="CASCADE"))
+    occurrence_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("operator.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
@@ -115,6 +139,10 @@ class Campaign(db.Model):
     def pause_reason(self) -> str:
         """Why the campaign is paused or waits, as an English sentence ("" when nothing holds it)."""
         return hold_sentence(self.hold_code, self.hold_args)
+
+    @property
+    def is_recurring(self) -> bool:
+        return self.schedule is not None
 
     @property
     def has_quiet_hours(self) -> bool:

@@ -11,12 +11,19 @@ plaintext while an AES key is set, a timestamp more than ``WECHAT_PUSH_MAX_AGE_S
 one transaction and acknowledged with ``success``; so is a repeat, without being applied again (the
 same signed request again, or the same event under a new signature), so WeChat stops retrying.
 Processing is a few indexed writes, well inside WeChat's 5 s.
+
+The Official Account's ``/wechat/oa-push`` (``dashboard.oa.views``) is verified by the same code
+(``verify_url``, ``receive_verified`` with its own ``PushReceiver``). Both endpoints remember their
+signatures' (timestamp, nonce) in the same table.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 from flask import Blueprint, Response, current_app, request
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
@@ -24,7 +31,7 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from ..access import public
 from ..extensions import csrf, db
 from . import crypto, replay
-from .parsing import PushFormatError, detect_format, parse, parse_json, parse_xml
+from .parsing import PushFormatError, PushMessage, detect_format, parse, parse_json, parse_xml
 from .services import handle_push
 
 bp = Blueprint("push", __name__)
@@ -42,28 +49,43 @@ def _forbidden() -> Response:
     return _text("forbidden", 403)
 
 
+@dataclass(frozen=True)
+class PushReceiver:
+    """One push endpoint's settings and what it does with a verified message.
+
+    The mini-program's ``/wechat/push`` and the Official Account's ``/wechat/oa-push`` verify, decrypt,
+    refuse replays and acknowledge the same way (``receive_verified``); they differ in their Token,
+    EncodingAESKey and AppID settings and in ``handle(message, encrypted)``, which adds to the session
+    and returns an object with ``ignored`` and ``event``.
+    """
+
+    name: str
+    token_setting: str
+    aes_key_setting: str
+    appid_setting: str
+    handle: Callable[[PushMessage, bool], Any]
+
+
 def _signed(token: str) -> bool:
     args = request.args
     timestamp, nonce = args.get("timestamp", ""), args.get("nonce", "")
     return crypto.same(crypto.signature(token, timestamp, nonce), args.get("signature"))
 
 
-@bp.route("/push", methods=["GET"])
-@public
-def verify() -> Response:
-    token = current_app.config.get("WECHAT_PUSH_TOKEN")
+def verify_url(receiver: PushReceiver) -> Response:
+    """The console's URL check (GET): a valid ``signature`` gets ``echostr`` back verbatim."""
+    token = current_app.config.get(receiver.token_setting)
     if not token or not _signed(token):
         return _forbidden()
     return _text(request.args.get("echostr", ""))
 
 
-@bp.route("/push", methods=["POST"])
-@public
-def receive() -> Response:
+def receive_verified(receiver: PushReceiver) -> Response:
+    """A POSTed push: verify (signature, freshness, nonce, secure mode), decrypt, claim, apply."""
     config = current_app.config
-    token = config.get("WECHAT_PUSH_TOKEN")
+    token = config.get(receiver.token_setting)
     if not token:
-        log.warning("a push arrived but WECHAT_PUSH_TOKEN is not set: refused")
+        log.warning("a push arrived at %s but %s is not set: refused", receiver.name, receiver.token_setting)
         return _forbidden()
     if not _signed(token):
         return _forbidden()
@@ -76,10 +98,12 @@ def receive() -> Response:
     if not replay.usable_nonce(nonce):
         return _forbidden()
     encrypted = request.args.get("encrypt_type", "").lower() == "aes"
-    if config.get("WECHAT_PUSH_AES_KEY") and not encrypted:
+    if config.get(receiver.aes_key_setting) and not encrypted:
         log.warning(
-            "a plaintext push was refused: with WECHAT_PUSH_AES_KEY set only secure mode is accepted "
-            "(the console's 消息推送 must be set to secure mode)"
+            "a plaintext push to %s was refused: with %s set only secure mode is accepted "
+            "(the console's 消息推送 must be set to secure mode)",
+            receiver.name,
+            receiver.aes_key_setting,
         )
         return _forbidden()
     if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
@@ -90,16 +114,39 @@ def receive() -> Response:
         return _text("too large", 413)
     if encrypted:
         try:
-            raw = _decrypt(raw, token)
+            raw = _decrypt(raw, token, receiver)
         except PushFormatError as error:
             log.warning("push refused: %s", error)
             return _text("bad request", 400)
         if raw is None:
             return _forbidden()
-    return _apply(raw, timestamp, nonce, encrypted, max_age)
+    return _apply(raw, timestamp, nonce, encrypted, max_age, receiver)
 
 
-def _apply(message: bytes, timestamp: int, nonce: str, encrypted: bool, max_age: int) -> Response:
+MINI_PROGRAM = PushReceiver(
+    name="/wechat/push",
+    token_setting="WECHAT_PUSH_TOKEN",  # noqa: S106 (the setting's name, not its value)
+    aes_key_setting="WECHAT_PUSH_AES_KEY",
+    appid_setting="WECHAT_APPID",
+    handle=lambda message, encrypted: handle_push(message, encrypted=encrypted),
+)
+
+
+@bp.route("/push", methods=["GET"])
+@public
+def verify() -> Response:
+    return verify_url(MINI_PROGRAM)
+
+
+@bp.route("/push", methods=["POST"])
+@public
+def receive() -> Response:
+    return receive_verified(MINI_PROGRAM)
+
+
+def _apply(
+    message: bytes, timestamp: int, nonce: str, encrypted: bool, max_age: int, receiver: PushReceiver
+) -> Response:
     """Claim the signature's (timestamp, nonce) and apply the message, in one transaction: if applying
     fails the claim goes too, so WeChat's retry of the same request is applied then."""
     message_digest = replay.digest(message)
@@ -111,7 +158,7 @@ def _apply(message: bytes, timestamp: int, nonce: str, encrypted: bool, max_age:
         if seen is replay.Seen.conflict:
             log.warning("push refused: its signature was used before with another body")
             return _forbidden()
-        outcome = handle_push(parse(message), encrypted=encrypted)
+        outcome = receiver.handle(parse(message), encrypted)
         db.session.commit()
     except PushFormatError as error:
         db.session.rollback()
@@ -149,14 +196,14 @@ def _forget_expired_nonces(max_age: int) -> None:
         log.debug("expired push nonces not deleted this time", exc_info=True)
 
 
-def _decrypt(raw: bytes, token: str) -> bytes | None:
+def _decrypt(raw: bytes, token: str, receiver: PushReceiver) -> bytes | None:
     """The plain message of a secure-mode body, or None when it is not ours (then: 403).
 
     :raise PushFormatError: the envelope itself is neither JSON nor XML.
     """
-    aes_key = current_app.config.get("WECHAT_PUSH_AES_KEY")
+    aes_key = current_app.config.get(receiver.aes_key_setting)
     if not aes_key:
-        log.warning("an encrypted push arrived but WECHAT_PUSH_AES_KEY is not set: refused")
+        log.warning("an encrypted push arrived but %s is not set: refused", receiver.aes_key_setting)
         return None
     envelope = parse_xml(raw) if detect_format(raw) == "xml" else parse_json(raw)
     encrypted = str(envelope.fields.get("Encrypt") or "")
@@ -165,7 +212,7 @@ def _decrypt(raw: bytes, token: str) -> bytes | None:
     if not encrypted or not crypto.same(expected, args.get("msg_signature")):
         return None
     try:
-        return crypto.decrypt(aes_key, encrypted, current_app.config.get("WECHAT_APPID") or "")
+        return crypto.decrypt(aes_key, encrypted, current_app.config.get(receiver.appid_setting) or "")
     except crypto.PushCryptoError as error:
         log.warning("encrypted push refused: %s", error)
         return None

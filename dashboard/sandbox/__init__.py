@@ -7,8 +7,10 @@ point Tongzhi's client at it with ``WECHAT_API_BASE=<SandboxServer.url>``.
         requests.post(sb.url + "/cgi-bin/stable_token", json={...})
 
 WeChat paths: /cgi-bin/token, /cgi-bin/stable_token, /sns/jscode2session, /cgi-bin/message/subscribe/send,
-/wxaapi/newtmpl/*, /cgi-bin/openapi/quota/get, /cgi-bin/clear_quota. Inspection API: /sandbox/api/*.
-Human page: /sandbox/.
+/wxaapi/newtmpl/*, /cgi-bin/openapi/quota/get, /cgi-bin/clear_quota, and for the linked Official Account
+(OA_APPID, its own token) /cgi-bin/user/get, /cgi-bin/user/info/batchget,
+/cgi-bin/template/get_all_private_template, /cgi-bin/message/template/send. Inspection API:
+/sandbox/api/* (the OA's under /sandbox/api/oa/*). Human page: /sandbox/.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Response
 
 from .actions import Sandbox
-from .delivery import Pusher
+from .delivery import Pusher, oa_settings
 from .settings import merge_config
 from .state import SandboxState
 
@@ -38,7 +40,7 @@ def create_sandbox_app(config: dict[str, Any] | None = None) -> Flask:
 
     :raise settings.SandboxConfigError: on an unusable configuration.
     """
-    from . import api, inspection, pages, seed
+    from . import api, inspection, oa_api, pages, seed
 
     merged = merge_config(config)
     app = Flask(__name__, template_folder="templates")
@@ -46,8 +48,12 @@ def create_sandbox_app(config: dict[str, Any] | None = None) -> Flask:
     app.config["SECRET_KEY"] = merged.get("SECRET_KEY") or secrets.token_hex(16)
     state = SandboxState(merged)
     seed.populate(state)
-    app.extensions["sandbox"] = Sandbox(state=state, pusher=Pusher(state))
+    app.extensions["sandbox"] = Sandbox(
+        state=state, pusher=Pusher(state), oa_pusher=Pusher(state, oa_settings, _oa_push_log(state))
+    )
     app.register_blueprint(api.bp)
+    app.register_blueprint(oa_api.bp)
+    app.register_blueprint(oa_api.inspect)
     app.register_blueprint(inspection.bp)
     app.register_blueprint(pages.bp)
 
@@ -56,6 +62,14 @@ def create_sandbox_app(config: dict[str, Any] | None = None) -> Flask:
         return redirect("/sandbox/")
 
     return app
+
+
+def _oa_push_log(state: SandboxState) -> Any:
+    def log(record: Any) -> None:
+        with state.lock:
+            state.oa.log_push(record)
+
+    return log
 
 
 class _QuietHandler(WSGIRequestHandler):
@@ -130,6 +144,8 @@ class SandboxServer:
             self._server.server_close()
             self._server = None
             self.sandbox.pusher.close()
+            if self.sandbox.oa_pusher is not None:
+                self.sandbox.oa_pusher.close()
 
     def stop(self) -> None:
         """Stop serving, close the socket, and let queued pushes finish."""
@@ -141,6 +157,8 @@ class SandboxServer:
         if thread is not None:
             thread.join(5)
         self.sandbox.pusher.close()
+        if self.sandbox.oa_pusher is not None:
+            self.sandbox.oa_pusher.close()
 
     def __enter__(self) -> SandboxServer:
         return self.start()

@@ -32,6 +32,7 @@ class Sandbox:
 
     state: SandboxState
     pusher: Pusher
+    oa_pusher: Pusher | None = None  # the linked Official Account's pushes (OA_PUSH_URL)
 
 
 def get_sandbox() -> Sandbox:

@@ -78,15 +78,24 @@ def _business(path: str) -> dict[str, Any] | None:
     return None
 
 
-def _check_app(appid: Any, secret: Any, wrong_secret: int) -> int:
+def account_for(appid: Any) -> str:
+    """Which account an AppID names: "oa" for the linked Official Account, else "mp"."""
+    cfg = get_sandbox().state.config
+    return "oa" if appid and appid == cfg.get("OA_APPID") else "mp"
+
+
+def _check_app(appid: Any, secret: Any, wrong_secret: int, *, oa_allowed: bool = False) -> int:
     cfg = get_sandbox().state.config
     if not appid:
         return 41002
+    expected = cfg["SECRET"]
     if appid != cfg["APPID"]:
-        return 40013
+        if not oa_allowed or account_for(appid) != "oa":
+            return 40013
+        expected = cfg["OA_SECRET"]
     if not secret:
         return 41004
-    if secret != cfg["SECRET"]:
+    if secret != expected:
         return wrong_secret
     return 0
 
@@ -99,13 +108,15 @@ def legacy_token() -> Response:
     """Legacy token: each call rotates (the old token lives TOKEN_OVERLAP more seconds)."""
     if request.args.get("grant_type") != "client_credential":
         return _reply(wx_error(40002))
-    code = _check_app(request.args.get("appid"), request.args.get("secret"), wrong_secret=40001)
+    appid = request.args.get("appid")
+    code = _check_app(appid, request.args.get("secret"), wrong_secret=40001, oa_allowed=True)
     if code:
         return _reply(wx_error(code))
     state = get_sandbox().state
+    account = account_for(appid)
     with state.lock:
-        state.api_calls["/cgi-bin/token"] += 1
-    record = tokens.issue_legacy(state)
+        (state.oa if account == "oa" else state).api_calls["/cgi-bin/token"] += 1
+    record = tokens.issue_legacy(state, account="oa") if account == "oa" else tokens.issue_legacy(state)
     return _reply({"access_token": record.value, "expires_in": int(state.config["TOKEN_TTL"])})
 
 
@@ -119,13 +130,19 @@ def stable_token() -> Response:
         return _reply(wx_error(47001))
     if body.get("grant_type") != "client_credential":
         return _reply(wx_error(40002))
-    code = _check_app(body.get("appid"), body.get("secret"), wrong_secret=40125)
+    code = _check_app(body.get("appid"), body.get("secret"), wrong_secret=40125, oa_allowed=True)
     if code:
         return _reply(wx_error(code))
     state = get_sandbox().state
+    account = account_for(body.get("appid"))
     with state.lock:
-        state.api_calls["/cgi-bin/stable_token"] += 1
-    result = tokens.stable_token(state, force_refresh=body.get("force_refresh") is True)
+        (state.oa if account == "oa" else state).api_calls["/cgi-bin/stable_token"] += 1
+    force = body.get("force_refresh") is True
+    # The mini-program's call keeps its two-argument form (tests observe it by wrapping the function).
+    if account == "oa":
+        result = tokens.stable_token(state, force_refresh=force, account="oa")
+    else:
+        result = tokens.stable_token(state, force_refresh=force)
     if isinstance(result, int):
         return _reply(wx_error(result))
     record, expires_in = result

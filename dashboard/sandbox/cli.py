@@ -26,6 +26,20 @@ from .settings import SandboxConfigError
 @click.option(
     "--mp-api-base", default=None, help="Tongzhi's mini-program API base URL (stored for reporting)."
 )
+@click.option(
+    "--oa-appid", default="wxsandboxoa0000000", show_default=True, help="The linked Official Account's AppID."
+)
+@click.option(
+    "--oa-secret", default="sandbox-oa-secret", show_default=True, help="The Official Account's AppSecret."
+)
+@click.option(
+    "--oa-push-url", default=None, help="Where to push the Official Account's events (/wechat/oa-push)."
+)
+@click.option(
+    "--oa-push-token", default="sandboxoatoken", show_default=True, help="Token for its push signatures."
+)
+@click.option("--oa-push-aes-key", default=None, help="Its 43-character EncodingAESKey (secure mode).")
+@click.option("--oa-page-size", default=100, show_default=True, type=int, help="user/get page size.")
 @click.option("--users", default=300, show_default=True, type=int, help="Simulated users to seed.")
 @click.option("--token-ttl", default=7200, show_default=True, type=int, help="access_token lifetime (s).")
 def sandbox_command(
@@ -40,6 +54,12 @@ def sandbox_command(
     push_token: str,
     push_aes_key: str | None,
     mp_api_base: str | None,
+    oa_appid: str,
+    oa_secret: str,
+    oa_push_url: str | None,
+    oa_push_token: str,
+    oa_push_aes_key: str | None,
+    oa_page_size: int,
     users: int,
     token_ttl: int,
 ) -> None:
@@ -56,6 +76,13 @@ def sandbox_command(
         "PUSH_TOKEN": push_token,
         "PUSH_AES_KEY": push_aes_key,
         "MP_API_BASE": mp_api_base,
+        "OA_APPID": oa_appid,
+        "OA_SECRET": oa_secret,
+        "OA_PUSH_URL": oa_push_url,
+        "OA_PUSH_TOKEN": oa_push_token,
+        "OA_PUSH_MODE": "secure" if oa_push_aes_key else "plaintext",
+        "OA_PUSH_AES_KEY": oa_push_aes_key,
+        "OA_PAGE_SIZE": oa_page_size,
         "USERS": users,
         "TOKEN_TTL": token_ttl,
     }
@@ -67,6 +94,10 @@ def sandbox_command(
     click.echo(f"  WECHAT_API_BASE=http://{host}:{port}   users page: http://{host}:{port}/sandbox/")
     if push_url:
         click.echo(f"  pushing events to {push_url} ({push_format}, {push_mode})")
+    click.echo(
+        f"  linked Official Account {oa_appid}"
+        + (f", pushing its events to {oa_push_url}" if oa_push_url else "")
+    )
     server.serve_forever()
 
 

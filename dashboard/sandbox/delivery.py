@@ -11,6 +11,7 @@ import logging
 import queue
 import secrets
 import threading
+from collections.abc import Callable
 
 import requests
 
@@ -38,18 +39,45 @@ def current_settings(state: SandboxState) -> PushSettings | None:
     )
 
 
-class Pusher:
-    """Queue + worker thread posting events. ``submit`` never blocks; ``close`` drains and stops."""
+def oa_settings(state: SandboxState) -> PushSettings | None:
+    """The Official Account's push settings (OA_PUSH_*), or None when OA_PUSH_URL is unset."""
+    cfg = state.config
+    if not cfg.get("OA_PUSH_URL"):
+        return None
+    return PushSettings(
+        url=cfg["OA_PUSH_URL"],
+        fmt=cfg["OA_PUSH_FORMAT"],
+        mode=cfg["OA_PUSH_MODE"],
+        token=cfg["OA_PUSH_TOKEN"] or "",
+        aes_key=cfg.get("OA_PUSH_AES_KEY"),
+        appid=cfg["OA_APPID"],
+        original_id=cfg["OA_ORIGINAL_ID"],
+    )
 
-    def __init__(self, state: SandboxState) -> None:
+
+class Pusher:
+    """Queue + worker thread posting events. ``submit`` never blocks; ``close`` drains and stops.
+
+    ``settings`` says where and how (the mini-program's PUSH_* by default, ``oa_settings`` for the
+    Official Account); ``log`` records each attempt (``state.log_push`` by default).
+    """
+
+    def __init__(
+        self,
+        state: SandboxState,
+        settings: Callable[[SandboxState], PushSettings | None] = current_settings,
+        log: Callable[[PushRecord], None] | None = None,
+    ) -> None:
         self.state = state
+        self.settings = settings
+        self.log = log or state.log_push
         self._queue: queue.Queue[object] = queue.Queue()
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
 
     def submit(self, event: Event) -> bool:
         """Queue ``event`` for delivery; returns False (and does nothing) when no PUSH_URL is set."""
-        if current_settings(self.state) is None:
+        if self.settings(self.state) is None:
             return False
         self._ensure_worker()
         self._queue.put(event)
@@ -90,7 +118,7 @@ class Pusher:
                     self._deliver(session, item)
 
     def _deliver(self, session: requests.Session, event: Event) -> None:
-        settings = current_settings(self.state)
+        settings = self.settings(self.state)
         if settings is None:
             return
         status: int | None = None
@@ -113,7 +141,7 @@ class Pusher:
             error = f"{type(exc).__name__}: {exc}"
         if error:
             log.warning("sandbox push of %s to %s failed: %s", event.name, settings.url, error)
-        self.state.log_push(
+        self.log(
             PushRecord(
                 time=self.state.now(),
                 event=event.name,
@@ -127,13 +155,17 @@ class Pusher:
         )
 
 
-def verify_url(state: SandboxState, timeout: float = 5.0) -> dict[str, object]:
+def verify_url(
+    state: SandboxState,
+    timeout: float = 5.0,
+    settings_for: Callable[[SandboxState], PushSettings | None] = current_settings,
+) -> dict[str, object]:
     """Do what the console does when the push URL is saved: GET with signature/timestamp/nonce/echostr.
 
     Returns ``{"ok": bool, "status": int | None, "echostr": str, "body": str, "error": str | None}``;
     ``ok`` means the receiver echoed ``echostr`` verbatim.
     """
-    settings = current_settings(state)
+    settings = settings_for(state)
     if settings is None:
         return {"ok": False, "status": None, "echostr": "", "body": "", "error": "PUSH_URL is not set"}
     timestamp = str(int(state.now()))

@@ -13,7 +13,7 @@ from typing import Any
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
-from . import seed
+from . import oa, seed
 from .actions import PromptError, answer_prompt, get_sandbox, mint_login_code, turn_off
 from .state import LONG_TERM
 
@@ -45,7 +45,16 @@ def index() -> str:
         user = state.users.get(selected or "")
         templates: list[dict[str, Any]] = []
         messages: list[dict[str, Any]] = []
+        follower = None
+        oa_messages: list[dict[str, Any]] = []
         if user is not None:
+            follower = state.oa.follower_of(user.openid)
+            if follower is not None:
+                mine_oa = [m for m in state.oa.messages if m.openid == follower.openid and m.errcode == 0]
+                oa_messages = [
+                    {**m.to_json(), "when": dt.datetime.fromtimestamp(m.time).strftime("%m-%d %H:%M:%S")}
+                    for m in reversed(mine_oa[-RECENT_MESSAGES:])
+                ]
             for t in state.private.values():
                 entry = state.ledger.get((user.openid, t.pri_tmpl_id))
                 templates.append(
@@ -75,6 +84,9 @@ def index() -> str:
         user=user,
         templates=templates,
         messages=messages,
+        follower=follower,
+        oa_messages=oa_messages,
+        oa_appid=state.config["OA_APPID"],
     )
 
 
@@ -118,4 +130,19 @@ def login_code(openid: str) -> Response:
     if code is None:
         abort(404)
     flash(f"wx.login code: {code}")
+    return _back(openid)
+
+
+@bp.post("/users/<openid>/follow")
+def follow(openid: str) -> Response:
+    """The 关注公众号 / 取消关注 buttons: follow or unfollow the linked Official Account (pushes the event)."""
+    following = request.form.get("follow") == "1"
+    sb = get_sandbox()
+    try:
+        follower, event = oa.set_following(sb.state, openid, following)
+    except KeyError:
+        abort(404)
+    if event is not None and sb.oa_pusher is not None:
+        sb.oa_pusher.submit(event)
+    flash(f"{'已关注 followed' if following else '已取消关注 unfollowed'} {follower.openid}")
     return _back(openid)

@@ -29,12 +29,15 @@ XML_WRAPPERS = {
 
 @dataclass
 class Event:
-    """A subscribe event about one user; ``items`` become the ``List`` entries (all values strings)."""
+    """An event about one user; ``items`` become the ``List`` entries of a subscribe-message event,
+    ``fields`` are top-level fields of the others (the Official Account's ``MsgID``, ``Status``,
+    ``EventKey``). All values are strings."""
 
     name: str
     openid: str
     create_time: int
     items: list[dict[str, str]] = field(default_factory=list)
+    fields: dict[str, str] = field(default_factory=dict)
 
 
 def signature(token: str, timestamp: str, nonce: str) -> str:
@@ -88,15 +91,17 @@ def _xml_value(key: str, value: str) -> str:
 
 def event_json(event: Event, original_id: str) -> dict[str, Any]:
     """Plain JSON form. ``List`` is top level, an object for one item and an array for several."""
-    items: Any = event.items[0] if len(event.items) == 1 else list(event.items)
-    return {
+    body: dict[str, Any] = {
         "ToUserName": original_id,
         "FromUserName": event.openid,
         "CreateTime": str(event.create_time),
         "MsgType": "event",
         "Event": event.name,
-        "List": items,
+        **event.fields,
     }
+    if event.name in XML_WRAPPERS:
+        body["List"] = event.items[0] if len(event.items) == 1 else list(event.items)
+    return body
 
 
 def event_xml(event: Event, original_id: str) -> str:
@@ -104,7 +109,8 @@ def event_xml(event: Event, original_id: str) -> str:
     lists = "".join(
         "<List>" + "".join(_xml_value(k, v) for k, v in item.items()) + "</List>" for item in event.items
     )
-    wrapper = XML_WRAPPERS[event.name]
+    wrapper = XML_WRAPPERS.get(event.name)
+    extra = "".join(_xml_value(k, v) for k, v in event.fields.items())
     return (
         "<xml>"
         f"<ToUserName>{_cdata(original_id)}</ToUserName>"
@@ -112,8 +118,9 @@ def event_xml(event: Event, original_id: str) -> str:
         f"<CreateTime>{event.create_time}</CreateTime>"
         f"<MsgType>{_cdata('event')}</MsgType>"
         f"<Event>{_cdata(event.name)}</Event>"
-        f"<{wrapper}>{lists}</{wrapper}>"
-        "</xml>"
+        + (f"<{wrapper}>{lists}</{wrapper}>" if wrapper else "")
+        + extra
+        + "</xml>"
     )
 
 

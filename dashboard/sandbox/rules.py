@@ -181,3 +181,62 @@ def find_problem(keys: list[str], data: Any, enum_values: Mapping[str, list[str]
         if not value_ok(key_type(key), value, enum_values.get(f"{key}.DATA")):
             return key, "invalid"
     return None
+
+
+# -- the Official Account's template messages ----------------------------------------------------------------
+
+_TEMPLATE_KEY = re.compile(r"\{\{\s*([A-Za-z_]+\d*)\.DATA\s*\}\}")
+# Classic (pre-category) templates name their keys first, keyword1…N and remark: free text.
+_CLASSIC = frozenset({"first", "keyword", "remark"})
+_CLASSIC_LIMIT = 200
+_OA_AMOUNT = re.compile(r"[¥￥$€£]?\d{1,12}(?:\.\d{1,2})?元?")
+
+
+def template_keys(content: str) -> list[str]:
+    """Placeholder keys of a template's content, in order, without duplicates."""
+    return list(dict.fromkeys(_TEMPLATE_KEY.findall(content or "")))
+
+
+def oa_value_ok(rule: str, value: str, const_values: list[str] | None = None) -> bool:
+    """The OA category template rules where they differ from the mini-program's
+    (docs/wechat-rules.md, "Official Account"): ``amount`` up to 12 digits (10 for the mini-program),
+    ``const`` only an approved value, and ``phrase`` is not in the OA table (only the generic bound)."""
+    if has_control(value):
+        return False
+    if rule == "const":
+        return value in (const_values or [])
+    if rule == "amount":
+        return _OA_AMOUNT.fullmatch(value) is not None
+    if rule == "phrase":
+        return len(value) <= _GENERIC_LIMIT
+    return value_ok(rule, value)
+
+
+def oa_find_problem(
+    keys: list[str], data: Any, const_values: Mapping[str, list[str]]
+) -> tuple[str, str] | None:
+    """First offending key of an OA send's ``data`` as (key, "empty" | "invalid"), or None.
+
+    Classic keys (first, keywordN, remark) take any text up to 200 characters and may be left out.
+    A ``const`` key may be empty (only approved values or "" may be sent); every other typed key must
+    have a value that passes its rule.
+    """
+    if not isinstance(data, dict):
+        data = {}
+    for key in keys:
+        rule = key_type(key)
+        item = data.get(key)
+        value = item.get("value") if isinstance(item, dict) else None
+        if value is not None and not isinstance(value, str):
+            return key, "invalid"
+        if rule in _CLASSIC:
+            if value is not None and len(value) > _CLASSIC_LIMIT:
+                return key, "invalid"
+            continue
+        if rule == "const" and value == "":
+            continue
+        if value is None or not value.strip():
+            return key, "empty"
+        if not oa_value_ok(rule, value, const_values.get(key)):
+            return key, "invalid"
+    return None

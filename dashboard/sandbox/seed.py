@@ -11,6 +11,7 @@ import base64
 import hashlib
 import secrets
 
+from . import oa
 from .library import make_private, stable_template_id
 from .state import LONG_TERM, ONE_TIME, PublicKeyword, PublicTitle, SandboxState, SimUser
 
@@ -181,7 +182,8 @@ def new_user(
 
 
 def populate(state: SandboxState) -> None:
-    """Fill a cleared state: library + private templates (when SEED) and USERS simulated users."""
+    """Fill a cleared state: library + private templates (when SEED), USERS simulated users, and the
+    linked Official Account (its templates and followers)."""
     cfg = state.config
     appid = cfg["APPID"]
     with state.lock:
@@ -196,3 +198,5 @@ def populate(state: SandboxState) -> None:
         now = state.now()
         for index in range(int(cfg.get("USERS", 0))):
             state.add_user(seeded_user(appid, index, now))
+        # The linked Official Account: its templates and followers among these users.
+        oa.populate(state)

@@ -51,6 +51,24 @@ DEFAULTS: dict[str, Any] = {
     "PUSH_TIMEOUT": 5.0,
     # Tongzhi's mini-program API; stored for the reporting hook (see actions.report_prompt_result).
     "MP_API_BASE": None,
+    # The Official Account (服务号) linked to the mini-program: its own AppID/AppSecret, followers,
+    # template messages and push URL (OA_PUSH_*: the same rules as PUSH_*, XML by default as for OAs).
+    "OA_APPID": "wxsandboxoa0000000",
+    "OA_SECRET": "sandbox-oa-secret",
+    "OA_ORIGINAL_ID": "gh_sandboxoa000",
+    # Every OA_NOT_FOLLOWING_EVERY-th seeded user (index 4, 9, 14 …) does not follow (0: all follow).
+    "OA_NOT_FOLLOWING_EVERY": 5,
+    # People who follow the OA but never used the mini-program (a unionid each, no mini-program openid).
+    "OA_ONLY_FOLLOWERS": 3,
+    # user/get page size (WeChat: 10000); small values make a follower sync page.
+    "OA_PAGE_SIZE": 10000,
+    # client_msg_id de-duplicates sends per openid for this many seconds (WeChat: 10 minutes).
+    "OA_CLIENT_MSG_ID_WINDOW": 600,
+    "OA_PUSH_URL": None,
+    "OA_PUSH_FORMAT": "xml",
+    "OA_PUSH_MODE": "plaintext",
+    "OA_PUSH_TOKEN": "sandboxoatoken",
+    "OA_PUSH_AES_KEY": None,
     # Fault injection (also changeable at runtime through POST /sandbox/api/faults).
     "LATENCY_MS": 0,
     "ERROR_RATE": 0.0,
@@ -72,6 +90,12 @@ FAULT_KEYS: tuple[str, ...] = (
 )
 
 PUSH_KEYS: tuple[str, ...] = ("PUSH_URL", "PUSH_FORMAT", "PUSH_MODE", "PUSH_TOKEN", "PUSH_AES_KEY")
+OA_PUSH_KEYS: tuple[str, ...] = tuple(f"OA_{key}" for key in PUSH_KEYS)
+
+
+def oa_push_view(cfg: dict[str, Any]) -> dict[str, Any]:
+    """The OA_PUSH_* keys of ``cfg`` under their PUSH_* names (so one validator checks both)."""
+    return {key[3:]: cfg.get(key) for key in OA_PUSH_KEYS}
 
 
 class SandboxConfigError(ValueError):
@@ -86,6 +110,12 @@ def merge_config(config: dict[str, Any] | None) -> dict[str, Any]:
     merged = {**DEFAULTS, **(config or {})}
     merged["PAGES"] = [str(p).lstrip("/") for p in merged["PAGES"]]
     validate_push(merged)
+    validate_push(oa_push_view(merged))
+    for key in ("OA_NOT_FOLLOWING_EVERY", "OA_ONLY_FOLLOWERS", "OA_PAGE_SIZE", "OA_CLIENT_MSG_ID_WINDOW"):
+        if not isinstance(merged[key], int | float) or merged[key] < 0:
+            raise SandboxConfigError(f"{key} must be a number, at least 0")
+    if merged["OA_PAGE_SIZE"] < 1:
+        raise SandboxConfigError("OA_PAGE_SIZE must be at least 1")
     validate_faults({k: merged[k] for k in FAULT_KEYS})
     return merged
 

@@ -15,6 +15,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from .oa_state import OaWorld
 from .settings import DEFAULTS, FAULT_KEYS, validate_faults
 
 TokenKind = Literal["stable", "legacy"]
@@ -103,6 +104,7 @@ class TokenRecord:
     issued_at: float
     expires_at: float
     invalid_after: float | None = None
+    account: str = "mp"  # "mp" (the mini-program) or "oa" (the linked Official Account)
 
 
 @dataclass
@@ -205,6 +207,8 @@ class SandboxState:
             self.busy_until: dict[str, float] = {}
             self.last_msgid = 1_700_000_000_000_000_000 + self.random.randrange(10**15)
             self.faults = Faults(**validate_faults({k: self.config.get(k, DEFAULTS[k]) for k in FAULT_KEYS}))
+            # The Official Account linked to the mini-program (its followers, templates, sends).
+            self.oa = OaWorld()
 
     def now(self) -> float:
         return self.clock()
@@ -272,4 +276,5 @@ class SandboxState:
                     "failed": sum(1 for p in self.pushes if not p.ok),
                 },
                 "faults": self.faults.to_json(),
+                "oa": self.oa.summary(self.config.get("OA_APPID", "")),
             }

@@ -11,7 +11,7 @@ from ..extensions import db
 from ..forms import EmptyForm
 from ..labels import grant_source_label
 from ..models import Role
-from ..wechat.check import run_check
+from ..wechat.check import run_check, run_oa_check
 from .forms import SendingLimitsForm
 
 bp = Blueprint("settings", __name__)
@@ -81,5 +81,5 @@ def resume_sending():
 @bp.route("/wechat-check", methods=("POST",))
 @requires(Role.admin)
 def wechat_check():
-    """Run the same check as ``flask wechat-check`` and show its answer in place."""
-    return render_template("settings/_wechat_check.html", check=run_check())
+    """Run the same check as ``flask wechat-check`` (both accounts) and show its answer in place."""
+    return render_template("settings/_wechat_check.html", check=run_check(), oa_check=run_oa_check())

@@ -1,18 +1,28 @@
-"""Dispatch throughput: Tongzhi's engine against a naive loop, on a local WeChat stub with a 30 ms round trip.
+"""Dispatch throughput: Tongzhi's engine against a bare client, on a local WeChat stub with a 30 ms round trip.
 
-    .venv/bin/python bench/dispatch.py                 # N=20000 messages; 1 worker, then 2; 256 in flight each
-    .venv/bin/python bench/dispatch.py --n 200000      # peak memory must stay flat as N grows
-    .venv/bin/python bench/dispatch.py --workers 1,2,4 --database-url postgresql+psycopg://postgres@127.0.0.1/test
+    .venv/bin/python bench/dispatch.py --workers 1 --runs 3            # SQLite, N=20000, 256 in flight
+    .venv/bin/python bench/dispatch.py --n 200000 --runs 1             # peak memory must stay flat as N grows
+    .venv/bin/python bench/dispatch.py --workers 2 --runs 3 --database-url postgresql+psycopg://postgres@127.0.0.1/tz_bench_dispatch
 
 What runs:
 1. ``bench/wechat_stub.py`` in its own process (asyncio; answers send and stable_token after --latency-ms).
-2. A fresh SQLite database (or the PostgreSQL one given, its schema recreated), migrated; N users, each granted one credit of one template *through the
-   ledger's own functions* (one accept event each), and N pending campaign deliveries.
-3. The engine: worker processes (1, then 2, by default; each run starts from the same seeded database)
-   running ``Dispatcher.drain`` (claim with credit reservation, bulk send, batched fenced finalize with
-   ledger settlement) until every row is final. Each reports its wall time, CPU seconds and peak RSS.
-4. The naive loop many tutorials show: for each message, ``requests.post`` the token endpoint, then
-   ``requests.post`` the send, one after the other (no ledger, no database).
+2. A fresh SQLite database (or the PostgreSQL one given, its schema recreated), migrated; N users, each
+   granted one credit of one template (one accept event each), and N pending campaign deliveries.
+3. ``--runs`` rounds; in each, for each worker count, two phases against the same stub, their order
+   alternating from round to round (the machine's load, ``os.getloadavg()``, printed before each):
+   * the engine: worker processes running ``Dispatcher.drain`` (claim with credit reservation, bulk
+     send, batched fenced finalize with ledger settlement) until every row is final, each from the same
+     seeded database. Each reports its wall time, CPU seconds and peak RSS;
+   * the bare client: as many processes, each with the engine's keep-alive pool
+     (``dashboard.wechat.keepalive.KeepAlivePool``, the same connection limit) and the same number of
+     requests in flight, sending the same request bodies, with no database and no bookkeeping: the
+     ceiling the engine is measured against (its rate is printed as a ratio of this one).
+4. Rows written per message: every row the engine INSERTs or UPDATEs, per table, divided by the
+   messages. PostgreSQL: ``pg_stat_user_tables`` (``n_tup_ins``, ``n_tup_upd``) before and after each
+   engine phase. SQLite (no such counters): one extra, untimed engine run of ``--count-n`` messages on a
+   copy of the seeded file with a counting trigger on each table.
+5. Optionally (``--naive-n``, default 0) the loop many tutorials show: ``requests.post`` the token
+   endpoint, then the send, one message after the other.
 Loopback only; every loop is bounded by N.
 """
 
@@ -24,6 +34,7 @@ import os
 import resource
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -259,17 +270,173 @@ def run_naive(stub: str, n: int) -> dict:
     }
 
 
+def run_bare(stub: str, n: int, concurrency: int) -> dict:
+    """One bare-client process: ``n`` sends, ``concurrency`` in flight, over the engine's keep-alive pool.
+
+    Same request bodies as the engine's (``build_send_body``, ``encode_json``), one token asked once,
+    each answer's JSON read for its errcode; nothing else (no database, no outcome objects).
+    """
+    import asyncio
+
+    from dashboard.wechat.keepalive import KeepAlivePool
+    from dashboard.wechat.protocol import JSON_CONTENT_TYPE, SEND_PATH, build_send_body, encode_json
+
+    async def main() -> tuple[int, float]:
+        pool = KeepAlivePool(stub, limit=concurrency, connect_timeout=3.05, read_timeout=10.0, env={})
+        token_reply = await pool.post(
+            "/cgi-bin/stable_token",
+            json.dumps({"grant_type": "client_credential", "appid": "wxbench", "secret": "s"}).encode(),
+            JSON_CONTENT_TYPE,
+        )
+        target = f"{SEND_PATH}?access_token={json.loads(token_reply.body)['access_token']}"
+        counter = iter(range(n))
+        ok = 0
+
+        async def lane() -> None:
+            nonlocal ok
+            for i in counter:
+                body = encode_json(
+                    build_send_body(
+                        f"obench{i:08d}",
+                        "TBENCH",
+                        {"thing1": "您的订单已发货", "character_string2": f"A{i:010d}"},
+                        None,
+                        "formal",
+                        "zh_CN",
+                    )
+                )
+                reply = await pool.post(target, body, JSON_CONTENT_TYPE)
+                ok += json.loads(reply.body)["errcode"] == 0
+
+        t0 = time.monotonic()
+        await asyncio.gather(*(lane() for _ in range(concurrency)))
+        wall = time.monotonic() - t0
+        pool.close()
+        return ok, wall
+
+    cpu0 = time.process_time()
+    ok, wall = asyncio.run(main())
+    return {
+        "sent": ok,
+        "wall_s": wall,
+        "cpu_s": time.process_time() - cpu0,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+def run_bare_processes(stub: str, n: int, workers: int, concurrency: int) -> dict:
+    """``workers`` bare-client processes side by side, N split between them, started together."""
+    shares = [n // workers + (1 if k < n % workers else 0) for k in range(workers)]
+    children = [
+        subprocess.Popen(  # noqa: S603 (our own interpreter and script)
+            [sys.executable, __file__, "--concurrency", str(concurrency), "--bare-child", stub, str(share)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONWARNINGS": "ignore"},
+        )
+        for share in shares
+    ]
+    reports = []
+    for child in children:
+        out, err = child.communicate()
+        if child.returncode != 0 or not out.strip():
+            raise SystemExit(f"a bare client failed (exit {child.returncode}):\n{err[-3000:]}")
+        reports.append(json.loads(out.strip().splitlines()[-1]))
+    return {
+        "sent": sum(r["sent"] for r in reports),
+        "wall_s": max(r["wall_s"] for r in reports),
+        "cpu_s": sum(r["cpu_s"] for r in reports),
+        "peak_rss_mb": max(r["peak_rss_mb"] for r in reports),
+    }
+
+
+COUNTED_TABLES = (
+    "delivery",
+    "delivery_attempt",
+    "grant_event",
+    "grant_balance",
+    "dispatch_state",
+    "sent_report",
+)
+
+
+def pg_write_counters(database_url: str) -> dict[tuple[str, str], int]:
+    """Rows inserted and updated so far, per table, from PostgreSQL's statistics (the workers have exited,
+    so their counters are flushed)."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            connection.execute(sa.text("SELECT pg_stat_clear_snapshot()"))
+            rows = connection.execute(
+                sa.text(
+                    "SELECT relname, n_tup_ins, n_tup_upd FROM pg_stat_user_tables WHERE schemaname = 'public'"
+                )
+            ).all()
+    finally:
+        engine.dispose()
+    counters = {}
+    for table, inserted, updated in rows:
+        counters[(table, "insert")] = int(inserted)
+        counters[(table, "update")] = int(updated)
+    return counters
+
+
+def sqlite_add_counting_triggers(path: Path) -> None:
+    import sqlite3
+
+    connection = sqlite3.connect(path)
+    connection.execute("CREATE TABLE bench_writes (tbl TEXT, op TEXT, n INTEGER, PRIMARY KEY (tbl, op))")
+    for table in COUNTED_TABLES:
+        for op in ("insert", "update"):
+            connection.execute("INSERT INTO bench_writes VALUES (?, ?, 0)", (table, op))
+            connection.execute(
+                f"CREATE TRIGGER bench_{table}_{op} AFTER {op.upper()} ON {table} BEGIN "  # noqa: S608
+                f"UPDATE bench_writes SET n = n + 1 WHERE tbl = '{table}' AND op = '{op}'; END"
+            )
+    connection.commit()
+    connection.close()
+
+
+def sqlite_write_counters(path: Path) -> dict[tuple[str, str], int]:
+    import sqlite3
+
+    connection = sqlite3.connect(path)
+    rows = connection.execute("SELECT tbl, op, n FROM bench_writes").fetchall()
+    connection.close()
+    return {(table, op): n for table, op, n in rows}
+
+
+def writes_per_message(before: dict, after: dict, messages: int) -> tuple[float, dict[str, float]]:
+    changed = {key: after.get(key, 0) - before.get(key, 0) for key in after}
+    detail = {f"{table} {op}": count / messages for (table, op), count in sorted(changed.items()) if count}
+    return sum(changed.values()) / messages, detail
+
+
+def load() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"{one:.2f} {five:.2f} {fifteen:.2f}"
+
+
+def spread(values: list[float]) -> str:
+    return f"{min(values):,.0f} / {statistics.median(values):,.0f} / {max(values):,.0f}"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--n", type=int, default=20_000, help="messages for the engine")
-    parser.add_argument("--naive-n", type=int, default=300, help="messages for the naive loop (it is slow)")
+    parser.add_argument("--n", type=int, default=20_000, help="messages per phase")
+    parser.add_argument("--runs", type=int, default=3, help="interleaved rounds of bare client and engine")
+    parser.add_argument("--naive-n", type=int, default=0, help="messages for the naive loop (0: skip it)")
+    parser.add_argument("--count-n", type=int, default=2_000, help="SQLite: messages of the counting run")
     parser.add_argument("--concurrency", type=int, default=256, help="requests in flight per worker")
     parser.add_argument(
         "--workers",
-        default="1,2",
-        help="engine worker processes side by side; a comma list runs once per count (default: 1,2)",
+        default="1",
+        help="engine worker (and bare client) processes side by side; a comma list runs each count",
     )
     parser.add_argument(
         "--database-url",
@@ -278,10 +445,15 @@ def main() -> int:
     )
     parser.add_argument("--latency-ms", type=float, default=30.0)
     parser.add_argument("--engine-child", nargs=3, metavar=("DB", "STUB", "INSTANCE"), help=argparse.SUPPRESS)
+    parser.add_argument("--bare-child", nargs=2, metavar=("STUB", "N"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.engine_child:
         database_url, stub, instance = args.engine_child
         print(json.dumps(run_engine(database_url, stub, Path(instance), args.concurrency)))
+        return 0
+    if args.bare_child:
+        stub, n = args.bare_child
+        print(json.dumps(run_bare(stub, int(n), args.concurrency)))
         return 0
 
     port = free_port()
@@ -300,59 +472,119 @@ def main() -> int:
     stub_process.stdout.readline()  # "stub listening ..."
     stub = f"http://127.0.0.1:{port}"
     worker_counts = [int(count) for count in args.workers.split(",")]
-    backend = "PostgreSQL" if args.database_url else "SQLite (WAL, synchronous=FULL)"
-    runs, seed_s = [], 0.0
-    try:
-        with tempfile.TemporaryDirectory() as folder:
-            instance, seeded = Path(folder) / "instance", Path(folder) / "seeded.db"
-            if not args.database_url:
-                t0 = time.monotonic()
-                seed(f"sqlite:///{seeded}", stub, instance, args.n)
-                seed_s = time.monotonic() - t0
-            for number, workers in enumerate(worker_counts):
-                if args.database_url:
-                    database_url = args.database_url
-                    t0 = time.monotonic()
-                    seed(database_url, stub, instance, args.n)
-                    seed_s = time.monotonic() - t0
-                else:  # every run starts from the same seeded file
-                    run_db = Path(folder) / f"run{number}.db"
-                    shutil.copyfile(seeded, run_db)
-                    database_url = f"sqlite:///{run_db}"
-                runs.append((workers, run_workers(database_url, stub, instance, workers, args.concurrency)))
-        naive = run_naive(stub, args.naive_n)
-    finally:
-        stub_process.terminate()
-        stub_process.wait(timeout=10)
-
-    naive_rate = naive["sent"] / naive["wall_s"]
+    postgres = bool(args.database_url)
+    backend = "PostgreSQL" if postgres else "SQLite (WAL, synchronous=FULL)"
     command = " ".join(["python", "bench/dispatch.py", *sys.argv[1:]])
     print(f"command: {command}")
     print(
         f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}, {backend}, "
-        f"stub round trip {args.latency_ms:g} ms (the stub shares the cores)"
+        f"stub round trip {args.latency_ms:g} ms (the stub shares the cores)",
+        flush=True,
     )
-    print(f"seeded {args.n} users/grants/deliveries in {seed_s:.1f} s")
+    engine_runs: dict[int, list[dict]] = {w: [] for w in worker_counts}
+    bare_runs: dict[int, list[dict]] = {w: [] for w in worker_counts}
+    writes: dict[int, list[tuple[float, dict]]] = {w: [] for w in worker_counts}
+    naive = None
+    try:
+        with tempfile.TemporaryDirectory() as folder:
+            instance, seeded = Path(folder) / "instance", Path(folder) / "seeded.db"
+            if not postgres:
+                t0 = time.monotonic()
+                seed(f"sqlite:///{seeded}", stub, instance, args.n)
+                print(f"seeded {args.n} users/grants/deliveries in {time.monotonic() - t0:.1f} s", flush=True)
+            for round_number in range(args.runs):
+                for workers in worker_counts:
+                    if postgres:
+                        database_url = args.database_url
+                        t0 = time.monotonic()
+                        seed(database_url, stub, instance, args.n)
+                        print(f"seeded {args.n} in {time.monotonic() - t0:.1f} s", flush=True)
+                    else:  # every run starts from the same seeded file
+                        run_db = Path(folder) / "run.db"
+                        shutil.copyfile(seeded, run_db)
+                        database_url = f"sqlite:///{run_db}"
+                    phases = ["bare", "engine"] if round_number % 2 == 0 else ["engine", "bare"]
+                    for phase in phases:
+                        print(
+                            f"round {round_number + 1}, {workers} worker(s), {phase}: load {load()}",
+                            flush=True,
+                        )
+                        if phase == "bare":
+                            bare = run_bare_processes(stub, args.n, workers, args.concurrency)
+                            bare_runs[workers].append(bare)
+                            print(f"  bare client: {bare['sent'] / bare['wall_s']:,.0f} msg/s", flush=True)
+                            continue
+                        before = pg_write_counters(database_url) if postgres else None
+                        engine = run_workers(database_url, stub, instance, workers, args.concurrency)
+                        engine_runs[workers].append(engine)
+                        line = f"  engine: {engine['claimed'] / engine['wall_s']:,.0f} msg/s"
+                        if postgres:
+                            per, detail = writes_per_message(
+                                before, pg_write_counters(database_url), engine["claimed"]
+                            )
+                            writes[workers].append((per, detail))
+                            line += f", rows written per message {per:.2f}"
+                        print(line, flush=True)
+            if not postgres and args.count_n:
+                counted, count_n = Path(folder) / "counted.db", min(args.count_n, args.n)
+                seed(f"sqlite:///{counted}", stub, instance, count_n)
+                sqlite_add_counting_triggers(counted)
+                before = sqlite_write_counters(counted)
+                print(f"counting run ({count_n} messages, 1 worker, triggers): load {load()}", flush=True)
+                engine = run_workers(f"sqlite:///{counted}", stub, instance, 1, args.concurrency)
+                per, detail = writes_per_message(before, sqlite_write_counters(counted), engine["claimed"])
+                for workers in worker_counts:
+                    writes[workers].append((per, detail))
+        if args.naive_n:
+            print(f"naive loop: load {load()}", flush=True)
+            naive = run_naive(stub, args.naive_n)
+    finally:
+        stub_process.terminate()
+        stub_process.wait(timeout=10)
+
     print()
-    print("| | messages | msg/s | CPU s | CPU ms/msg | peak RSS MB | final states | spent events |")
-    print("|---|---:|---:|---:|---:|---:|---|---:|")
-    for workers, engine in runs:
-        rate = engine["claimed"] / engine["wall_s"]
-        print(
-            f"| Tongzhi engine, {workers} worker(s), concurrency {args.concurrency} each, with ledger | "
-            f"{engine['claimed']} | {rate:.0f} | {engine['cpu_s']:.1f} | "
-            f"{engine['cpu_s'] / max(engine['claimed'], 1) * 1000:.2f} | {engine['peak_rss_mb']:.0f} | "
-            f"{engine['states']} | {engine['spent_events']} |"
-        )
     print(
-        f"| naive loop (token + send per message) | {naive['sent']} | {naive_rate:.1f} | {naive['cpu_s']:.1f} | "
-        f"{naive['cpu_s'] / naive['sent'] * 1000:.2f} | {naive['peak_rss_mb']:.0f} | | |"
+        "| workers | phase | runs | msg/s min / median / max | CPU ms/msg (median) | peak RSS MB | final states | `spent` events |"
     )
-    print()
-    for workers, engine in runs:
+    print("|---:|---|---:|---:|---:|---:|---|---:|")
+    for workers in worker_counts:
+        bare, engine = bare_runs[workers], engine_runs[workers]
         print(
-            f"engine with {workers} worker(s) / naive: {engine['claimed'] / engine['wall_s'] / naive_rate:.0f}x"
+            f"| {workers} | bare client | {len(bare)} | {spread([b['sent'] / b['wall_s'] for b in bare])} | "
+            f"{statistics.median(b['cpu_s'] / b['sent'] * 1000 for b in bare):.2f} | "
+            f"{max(b['peak_rss_mb'] for b in bare):.0f} | | |"
         )
+        states = {json.dumps(e["states"], sort_keys=True) for e in engine}
+        spent = sorted({e["spent_events"] for e in engine})
+        print(
+            f"| {workers} | engine | {len(engine)} | {spread([e['claimed'] / e['wall_s'] for e in engine])} | "
+            f"{statistics.median(e['cpu_s'] / e['claimed'] * 1000 for e in engine):.2f} | "
+            f"{max(e['peak_rss_mb'] for e in engine):.0f} | {' / '.join(states)} | {spent} |"
+        )
+    if naive is not None:
+        print(
+            f"| 1 | naive loop (token + send per message) | 1 | {naive['sent'] / naive['wall_s']:.1f} | "
+            f"{naive['cpu_s'] / naive['sent'] * 1000:.2f} | {naive['peak_rss_mb']:.0f} | | |"
+        )
+    print()
+    for workers in worker_counts:
+        ratios = [
+            e["claimed"] / e["wall_s"] / (b["sent"] / b["wall_s"])
+            for e, b in zip(engine_runs[workers], bare_runs[workers], strict=True)
+        ]
+        median_ratio = statistics.median(
+            e["claimed"] / e["wall_s"] for e in engine_runs[workers]
+        ) / statistics.median(b["sent"] / b["wall_s"] for b in bare_runs[workers])
+        print(
+            f"{workers} worker(s): engine / bare client = {median_ratio:.2f} (medians); per round "
+            + ", ".join(f"{r:.2f}" for r in ratios)
+        )
+        for per, detail in writes[workers][:1] if not postgres else writes[workers]:
+            print(
+                f"  rows written per message: {per:.2f} ("
+                + ", ".join(f"{name} {value:.2f}" for name, value in detail.items())
+                + ")"
+            )
     return 0
 
 

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from ..models import Delivery, DeliveryState, DispatchState, utcnow
 from ..models.dispatch import DISPATCH_STATE_ID
+from ..set_writes import one_of
 from .campaign_gate import load_gate, not_held
 from .credits import reserve_or_skip
 from .ledger import CreditLedger, ReservationRequest
@@ -192,7 +193,7 @@ def claim_due(
             # One statement for the batch: the rows are locked, so attempts + 1 is each claim's attempt.
             session.execute(
                 sa.update(Delivery.__table__)
-                .where(t.id.in_([c.id for c in claims]))
+                .where(one_of(t.id, [c.id for c in claims], engine.dialect.name))
                 .values(
                     state=DeliveryState.sending.value,
                     attempts=t.attempts + 1,
@@ -227,7 +228,7 @@ def start_claims(
             for row in session.execute(
                 sa.select(t.id, t.attempts)
                 .where(
-                    t.id.in_([c.id for c in claims]),
+                    one_of(t.id, [c.id for c in claims], engine.dialect.name),
                     t.state == DeliveryState.sending.value,
                     t.attempt_started_at.is_(None),
                 )
@@ -239,7 +240,7 @@ def start_claims(
             # The lease is counted from the start: the wait for a free slot does not eat into it.
             session.execute(
                 sa.update(Delivery.__table__)
-                .where(t.id.in_([c.id for c in ours]))
+                .where(one_of(t.id, [c.id for c in ours], engine.dialect.name))
                 .values(attempt_started_at=now, lease_until=now + timedelta(seconds=lease_seconds))
             )
         return ours

@@ -1,4 +1,12 @@
-"""Record WeChat's answers: one transaction per batch, every update fenced by the attempt number."""
+"""Record WeChat's answers: one transaction per batch, every update fenced by the attempt number.
+
+On PostgreSQL a batch is a constant number of statements whatever its size (issue 13): the answers
+as one ``UPDATE delivery … FROM unnest(…)`` (the batch as a set, like a ``VALUES`` list, one array per
+column: ``dashboard.set_writes`` says why) whose fence is in its WHERE and which RETURNS who each
+written row is for (nothing is read back first), the attempts as one multi-row INSERT, and the ledger
+settled in place (``GrantLedger.settle``: a reservation becomes the ``spent`` or ``released`` event,
+one row per send). SQLite, in-process, keeps its executemany path (no round trips to save).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +19,7 @@ import sqlalchemy as sa
 from ..bulk_writes import BulkWrite
 from ..models import Delivery, DeliveryAttempt, DeliveryState, utcnow
 from ..models.grants import SentReport
+from ..set_writes import MultiRowInsert, one_of, unnest
 from .claim import Claim, load_dispatch_state
 from .ledger import CreditLedger, Settlement
 from .outcomes import LedgerAction, SendResult, decide
@@ -19,7 +28,11 @@ from .write_lock import write_transaction
 
 _RECORD_ANSWER = BulkWrite(
     sa.update(Delivery.__table__)
-    .where(Delivery.__table__.c.id == sa.bindparam("b_id"))
+    .where(
+        Delivery.__table__.c.id == sa.bindparam("b_id"),
+        Delivery.__table__.c.attempts == sa.bindparam("b_attempt"),
+        Delivery.__table__.c.state == sa.literal_column(f"'{DeliveryState.sending.value}'"),
+    )
     .values(
         state=sa.bindparam("b_state"),
         errcode=sa.bindparam("b_errcode"),
@@ -32,7 +45,30 @@ _RECORD_ANSWER = BulkWrite(
         updated_at=sa.bindparam("b_now"),
     )
 )
-_INSERT_ATTEMPTS = BulkWrite(sa.insert(DeliveryAttempt.__table__))
+_INSERT_ATTEMPTS = MultiRowInsert(DeliveryAttempt.__table__)
+# The answer's columns, in the order of the arrays the PostgreSQL path joins.
+_ANSWER_KEYS = (
+    "b_id",
+    "b_attempt",
+    "b_state",
+    "b_errcode",
+    "b_errmsg",
+    "b_msgid",
+    "b_reason",
+    "b_not_before",
+    "b_sent_at",
+)
+_ANSWER_COLUMNS = ("id", "attempts", "state", "errcode", "errmsg", "msgid", "reason", "not_before", "sent_at")
+# Placeholders only: the rows travel as one array per column (``set_writes.unnest``).
+_RECORD_ANSWER_SQL = (
+    "UPDATE delivery AS d SET"  # noqa: S608
+    " state = v.state, errcode = v.errcode, errmsg = v.errmsg, msgid = v.msgid, "
+    "reason = v.reason, not_before = v.not_before, sent_at = v.sent_at, lease_until = NULL, "
+    "updated_at = CAST(%s AS TIMESTAMP WITH TIME ZONE) "
+    "FROM {values} AS v(id, attempt, state, errcode, errmsg, msgid, reason, not_before, sent_at) "
+    f"WHERE d.id = v.id AND d.attempts = v.attempt AND d.state = '{DeliveryState.sending.value}' "
+    "RETURNING d.id, d.user_id, d.openid, d.template_id"
+)
 
 
 def finalize(
@@ -50,7 +86,6 @@ def finalize(
     if not results:
         return 0
     now = now or utcnow()
-    t = Delivery.__table__.c
     # Everything that does not depend on the rows' current state is prepared before taking the write
     # lock, which other workers wait for.
     prepared = []
@@ -59,6 +94,7 @@ def finalize(
         errmsg = (result.errmsg or "")[:512]
         update = {
             "b_id": result.delivery_id,
+            "b_attempt": result.attempt,
             "b_state": decision.state.value,
             "b_errcode": result.errcode,
             "b_errmsg": errmsg,
@@ -82,19 +118,12 @@ def finalize(
         }
         prepared.append((result, decision, update, attempt))
     with write_transaction(engine) as session:
-        current = {
-            row.id: row
-            for row in session.execute(
-                sa.select(t.id, t.attempts, t.state, t.user_id, t.openid, t.template_id)
-                .where(t.id.in_([r.delivery_id for r in results]))
-                .with_for_update(of=Delivery.__table__)
-            )
-        }
+        written = _record_answers(session, [update for _, _, update, _ in prepared])
         updates, attempts, settlements, unknowns = [], [], [], []
         pause_until = None
         for result, decision, update, attempt in prepared:
-            row = current.get(result.delivery_id)
-            if row is None or row.attempts != result.attempt or row.state != DeliveryState.sending:
+            row = written.get(result.delivery_id)
+            if row is None:
                 continue
             updates.append(update)
             attempts.append(attempt)
@@ -102,13 +131,12 @@ def finalize(
             if decision.state == DeliveryState.unknown:
                 unknowns.append(
                     NewUnknown(
-                        row.id, row.attempts, row.user_id, row.openid, row.template_id, result.started_at
+                        row.id, result.attempt, row.user_id, row.openid, row.template_id, result.started_at
                     )
                 )
             if decision.pause_until is not None:
                 pause_until = max(pause_until or decision.pause_until, decision.pause_until)
         if updates:
-            _RECORD_ANSWER.execute(session, updates)
             _INSERT_ATTEMPTS.execute(session, attempts)
             ledger.settle(session, settlements)
             _join_early_reports(session, {u["b_msgid"]: u["b_id"] for u in updates if u["b_msgid"]})
@@ -120,6 +148,38 @@ def finalize(
         return len(updates)
 
 
+def _record_answers(session, updates: Sequence[dict[str, Any]]) -> dict[int, Any]:
+    """Write each answer whose row is still ``sending`` at the same attempt (the fence); return the rows
+    written, by id, with the ``user_id``, ``openid`` and ``template_id`` their settlement needs."""
+    t = Delivery.__table__.c
+    if not updates:
+        return {}
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        columns = [t[name] for name in _ANSWER_COLUMNS]
+        values, arrays = unnest(
+            connection.dialect, columns, [[update[key] for key in _ANSWER_KEYS] for update in updates]
+        )
+        now = updates[0]["b_now"]
+        rows = connection.exec_driver_sql(_RECORD_ANSWER_SQL.format(values=values), (now, *arrays))
+        return {row.id: row for row in rows}
+    # SQLite: the rows are read and locked (the write lock is the database's) in-process, then written
+    # with one executemany, which costs no round trips here.
+    current = session.execute(
+        sa.select(t.id, t.attempts, t.state, t.user_id, t.openid, t.template_id).where(
+            t.id.in_([update["b_id"] for update in updates])
+        )
+    ).all()
+    attempt_of = {update["b_id"]: update["b_attempt"] for update in updates}
+    written = {
+        row.id: row
+        for row in current
+        if row.state == DeliveryState.sending and row.attempts == attempt_of[row.id]
+    }
+    _RECORD_ANSWER.execute(session, [update for update in updates if update["b_id"] in written])
+    return written
+
+
 def _join_early_reports(session, delivery_by_msgid: dict[str, int]) -> None:
     """WeChat's delivery report (subscribe_msg_sent_event) can arrive before we recorded the msgid:
     such reports wait unjoined (``dashboard.push``); join them in the same commit as the msgid."""
@@ -128,7 +188,7 @@ def _join_early_reports(session, delivery_by_msgid: dict[str, int]) -> None:
     r = SentReport.__table__.c
     early = session.execute(
         sa.select(r.id, r.msgid, r.errcode, r.status, r.reported_at).where(
-            r.msgid.in_(list(delivery_by_msgid)), r.delivery_id.is_(None)
+            one_of(r.msgid, delivery_by_msgid, session.get_bind().dialect.name), r.delivery_id.is_(None)
         )
     ).all()
     for report in early:
@@ -240,7 +300,7 @@ def release_unstarted(engine: sa.Engine, ledger: CreditLedger, claims: Sequence[
         rows = session.execute(
             sa.select(t.id, t.attempts, t.user_id, t.openid, t.template_id)
             .where(
-                t.id.in_(list(attempt_of)),
+                one_of(t.id, attempt_of, engine.dialect.name),
                 t.state == DeliveryState.sending.value,
                 t.attempt_started_at.is_(None),
             )

@@ -8,19 +8,25 @@ A send of a one-time template goes through two steps, each inside the engine's o
 2. After WeChat answered, in the transaction that records the answer, exactly one of:
 
    * ``spend_credit`` — errcode 0, or an unknown outcome (the request left, the answer was lost): the
-     reserved credit is used (appends ``spent``, 0). Called without a reservation it takes one itself.
+     reserved credit is used. The ``reserved`` event itself becomes ``spent`` (still −1: one row per
+     send). Called without a reservation it takes one itself (appends ``spent``, −1).
    * ``release_credit`` — a failure that did not use the credit (47003, 40003, -1, 43108, 45009, …):
-     the credit goes back (appends ``released``, +1).
+     the credit goes back to the balance and the ``reserved`` event becomes ``released`` with a delta
+     of 0 and the balance it would have shown without the reservation (one row per released send).
    * ``refund`` (batch ``settle`` only) — an ``unknown`` send, already settled as spent, that WeChat's
-     delivery event reports as failed: the credit goes back (``released``, +1) after a ``spent``.
+     delivery event reports as failed: the credit goes back (appends ``released``, +1) after a ``spent``.
    * ``zero_credits`` — 43101: WeChat says there is no grant, so our balance was wrong: credits go to
      zero and a long-term grant goes inactive (appends ``no_grant``, −what was left).
 
-Every function is idempotent per delivery: it looks at the last ledger event of that delivery first, so
-a retried claim never takes a second credit and a repeated settlement changes nothing. A failed
-transaction rolls the credit back with everything else. None of them commits.
+Spend and release change the reservation's row in place only when it is still the delivery's latest
+ledger event (what ``last_statuses`` reads), so ``credits == sum(credit_delta)`` holds at every commit
+and a row written before issue 13 (``reserved`` −1 then ``spent`` 0, or ``released`` +1) still reads
+right. Every function is idempotent per delivery: it looks at the last ledger event of that delivery
+first, so a retried claim never takes a second credit and a repeated settlement changes nothing. A
+failed transaction rolls the credit back with everything else. None of them commits.
 
-``GrantLedger`` wraps the same functions in the batch shape of ``dashboard.dispatch.ledger.CreditLedger``.
+``GrantLedger`` wraps the same functions in the batch shape of ``dashboard.dispatch.ledger.CreditLedger``:
+its settlement is a constant number of statements per batch (the engine's finalize, issue 13).
 """
 
 from __future__ import annotations
@@ -31,11 +37,23 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import exists, func, select, update
 
 from ..models import WechatUser, utcnow
 from ..models.grants import GrantBalance, GrantEvent, GrantSource, LedgerStatus
+from ..set_writes import MultiRowInsert, is_postgresql, one_of
 from .services import LONG_TERM, AnySession, _session, add_events, lock_balance
+
+_INSERT_EVENTS_SET = MultiRowInsert(GrantEvent.__table__)
+
+
+def _append_events(session: AnySession, events: list[dict[str, Any]]) -> None:
+    """A batch's events: one multi-row INSERT on PostgreSQL, ``add_events``' executemany on SQLite."""
+    if events and is_postgresql(session):
+        _INSERT_EVENTS_SET.execute(session, events)
+    else:
+        add_events(session, events)
+
 
 UserRef = WechatUser | int
 
@@ -76,7 +94,10 @@ def last_statuses(session: AnySession, delivery_ids: Iterable[int]) -> dict[int,
         return {}
     rows = session.execute(
         select(GrantEvent.delivery_id, GrantEvent.status)
-        .where(GrantEvent.delivery_id.in_(ids), GrantEvent.source == GrantSource.send_result.value)
+        .where(
+            one_of(GrantEvent.delivery_id, ids, _dialect(session)),
+            GrantEvent.source == GrantSource.send_result.value,
+        )
         .order_by(GrantEvent.id)
     ).all()
     return {delivery_id: status for delivery_id, status in rows}
@@ -194,6 +215,75 @@ def reserve_credit(
     return result
 
 
+def _settle_reservations(
+    session: AnySession, delivery_ids: Sequence[int], action: str, note: str = ""
+) -> set[int]:
+    """Turn each delivery's reservation into its settlement, in place; returns the deliveries settled.
+
+    Only a delivery whose latest ledger event is its ``reserved`` row is touched (the same rule as
+    ``last_statuses``): ``spend`` makes that row ``spent`` (its −1 stays: the reservation took the
+    credit); ``release`` makes it ``released`` with a delta of 0 and gives the credit back to the
+    balance. One UPDATE for the batch, plus one per template (and count) for the balances of a release.
+    """
+    ids = sorted({int(i) for i in delivery_ids})
+    if not ids:
+        return set()
+    events = GrantEvent.__table__
+    later = events.alias("later")
+    latest = (
+        select(func.max(later.c.id))
+        .where(later.c.delivery_id == events.c.delivery_id, later.c.source == GrantSource.send_result.value)
+        .scalar_subquery()
+    )
+    conditions = [
+        one_of(events.c.delivery_id, ids, _dialect(session)),
+        events.c.source == GrantSource.send_result.value,
+        events.c.status == LedgerStatus.reserved.value,
+        events.c.id == latest,
+    ]
+    values: dict[str, Any] = {"status": LedgerStatus.spent.value}
+    if action == "release":
+        values = {
+            "status": LedgerStatus.released.value,
+            "credit_delta": 0,
+            "credits_after": events.c.credits_after + 1,
+        }
+        # Only while the reservation is its balance's latest event, so the row can show the balance the
+        # release leaves; otherwise (another event of that balance came in mid-send) the caller appends
+        # a ``released`` +1 after it, as before issue 13.
+        conditions.append(
+            ~exists().where(
+                later.c.user_id == events.c.user_id,
+                later.c.template_id == events.c.template_id,
+                later.c.id > events.c.id,
+            )
+        )
+    if note:
+        values["note"] = note
+    settled = session.execute(
+        update(events)
+        .where(*conditions)
+        .values(**values)
+        .returning(events.c.delivery_id, events.c.user_id, events.c.template_id)
+    ).all()
+    if action == "release" and settled:
+        counts: dict[tuple[int, str], int] = {}
+        for row in settled:
+            counts[(row.user_id, row.template_id)] = counts.get((row.user_id, row.template_id), 0) + 1
+        groups: dict[tuple[str, int], list[int]] = {}
+        for (user_id, template_id), count in counts.items():
+            groups.setdefault((template_id, count), []).append(user_id)
+        table = GrantBalance.__table__
+        now = utcnow()
+        for (template_id, count), user_ids in groups.items():
+            session.execute(
+                update(table)
+                .where(*_balances_of(session, sorted(user_ids), template_id))
+                .values(credits=table.c.credits + count, updated_at=now)
+            )
+    return {row.delivery_id for row in settled}
+
+
 def _settle(
     session: AnySession,
     action: str,
@@ -205,8 +295,11 @@ def _settle(
     note: str = "",
 ) -> bool:
     table = GrantBalance.__table__
+    if action in ("spend", "release") and last == LedgerStatus.reserved and delivery_id is not None:
+        if _settle_reservations(session, [delivery_id], action, note):
+            return True
     if action == "spend":
-        if last == LedgerStatus.reserved:
+        if last == LedgerStatus.reserved:  # not settled in place (a race): ``spent`` 0 after it, as before
             row = session.execute(
                 select(*_RETURNING).where(table.c.user_id == user_id, table.c.template_id == template_id)
             ).one()
@@ -222,8 +315,10 @@ def _settle(
             return True
         return _why_not(session, user_id, template_id, 0).outcome == ReserveOutcome.long_term
     if action in ("release", "refund"):
-        # refund: an unknown outcome counted the credit as spent, and WeChat's delivery event
-        # (subscribe_msg_sent_event) later said the message failed: the spent credit goes back, once.
+        # release: the reservation could not be settled in place (another event of the balance came
+        # after it), so ``released`` +1 is appended. refund: an unknown outcome counted the credit as
+        # spent, and WeChat's delivery event (subscribe_msg_sent_event) later said the message failed:
+        # the spent credit goes back, once.
         if last != (LedgerStatus.reserved if action == "release" else LedgerStatus.spent):
             return False
         row = session.execute(
@@ -323,14 +418,18 @@ def _users_by_template(pairs: Iterable[tuple[int, str]]) -> list[tuple[str, list
     return [(template_id, sorted(user_ids)) for template_id, user_ids in grouped.items()]
 
 
-def _balances_of(user_ids: list[int], template_id: str) -> tuple[Any, ...]:
+def _dialect(session: AnySession) -> str:
+    return session.get_bind().dialect.name
+
+
+def _balances_of(session: AnySession, user_ids: list[int], template_id: str) -> tuple[Any, ...]:
     """The balances of these users for one template, as conditions that use the (user, template) key.
 
     A row-value ``(user_id, template_id) IN (...)`` reads the whole table on SQLite (measured: the
     claim's cost grew with the number of balances); one template at a time walks the unique index.
     """
     table = GrantBalance.__table__
-    return (table.c.template_id == template_id, table.c.user_id.in_(user_ids))
+    return (table.c.template_id == template_id, one_of(table.c.user_id, user_ids, _dialect(session)))
 
 
 class GrantLedger:
@@ -393,7 +492,7 @@ class GrantLedger:
                 for found in session.execute(
                     update(table)
                     .where(
-                        *_balances_of(user_ids, template_id),
+                        *_balances_of(session, user_ids, template_id),
                         table.c.kind != LONG_TERM,
                         table.c.credits > keep,
                     )
@@ -424,53 +523,77 @@ class GrantLedger:
                 session, user_id, row.template_id, row.delivery_id, keep, last.get(row.delivery_id), events
             )
             answer[row.delivery_id] = None if result.ok else result.outcome.value
-        add_events(session, events)
+        _append_events(session, events)
         return answer
 
     def settle(self, session: AnySession, settlements: Sequence[Any]) -> None:
-        """Spend, release or zero what each delivery reserved (idempotent per delivery).
+        """Spend, release, refund or zero what each delivery reserved (idempotent per delivery).
 
-        Spending a reserved credit changes no balance, so those events are written from one read of the
-        balances; other settlements go through the per-row path.
+        The common case, a reservation spent or released, is settled in place with one UPDATE per
+        action for the whole batch (``_settle_reservations``); a spend without a reservation (a
+        long-term grant: nothing to write) takes its credits with one UPDATE per template; refunds and
+        43101 go through the per-row path. The number of statements does not grow with the batch.
         """
-        by_openid = self._user_ids(session, settlements)
-        last = last_statuses(session, [row.delivery_id for row in settlements])
+        if not settlements:
+            return
+        actions = [(row, str(getattr(row.action, "value", row.action))) for row in settlements]
+        done: set[int] = set()
+        for action in ("spend", "release"):
+            ids = [row.delivery_id for row, name in actions if name == action]
+            if ids:
+                done |= _settle_reservations(session, ids, action)
+        rest = [(row, name) for row, name in actions if row.delivery_id not in done]
+        if not rest:
+            return
+        by_openid = self._user_ids(session, [row for row, _ in rest])
+        last = last_statuses(session, [row.delivery_id for row, _ in rest])
         now = utcnow()
         events: list[dict[str, Any]] = []
-        spends: list[tuple[Any, int]] = []
+        unreserved: list[tuple[Any, int]] = []
+        seen: set[tuple[int, str]] = set()
         others: list[tuple[Any, int, str]] = []
-        for row in settlements:
+        for row, action in rest:
             user_id = row.user_id if row.user_id is not None else by_openid.get(row.openid)
             if user_id is None:
                 continue
-            action = str(getattr(row.action, "value", row.action))
-            if action == "spend" and last.get(row.delivery_id) == LedgerStatus.reserved:
-                spends.append((row, user_id))
+            pair = (user_id, row.template_id)
+            if action == "spend" and last.get(row.delivery_id) is None and pair not in seen:
+                seen.add(pair)
+                unreserved.append((row, user_id))
             else:
                 others.append((row, user_id, action))
-        if spends:
+        if unreserved:
+            # Spent without a reservation: take the credit now (none for a long-term grant, which
+            # writes nothing, nor when there is none left: the send should not have happened).
             table = GrantBalance.__table__
-            balances = {
-                (found.user_id, found.template_id): found
-                for template_id, user_ids in _users_by_template(
-                    (user_id, row.template_id) for row, user_id in spends
-                )
+            taken = {}
+            for template_id, user_ids in _users_by_template(
+                (user_id, row.template_id) for row, user_id in unreserved
+            ):
                 for found in session.execute(
-                    select(table.c.user_id, table.c.template_id, *_RETURNING).where(
-                        *_balances_of(user_ids, template_id)
+                    update(table)
+                    .where(
+                        *_balances_of(session, user_ids, template_id),
+                        table.c.kind != LONG_TERM,
+                        table.c.credits > 0,
                     )
-                )
-            }
-            for row, user_id in spends:
-                balance = balances[(user_id, row.template_id)]
-                events.append(
-                    _event(user_id, row.template_id, row.delivery_id, LedgerStatus.spent, 0, balance, now=now)
-                )
-                last[row.delivery_id] = LedgerStatus.spent.value
+                    .values(credits=table.c.credits - 1, updated_at=now)
+                    .returning(table.c.user_id, table.c.template_id, *_RETURNING)
+                ):
+                    taken[(found.user_id, found.template_id)] = found
+            for row, user_id in unreserved:
+                found = taken.get((user_id, row.template_id))
+                if found is not None:
+                    events.append(
+                        _event(
+                            user_id, row.template_id, row.delivery_id, LedgerStatus.spent, -1, found, now=now
+                        )
+                    )
+                    last[row.delivery_id] = LedgerStatus.spent.value
         for row, user_id, action in others:
             _settle(
                 session, action, user_id, row.template_id, row.delivery_id, last.get(row.delivery_id), events
             )
             if events and events[-1]["delivery_id"] == row.delivery_id:
                 last[row.delivery_id] = events[-1]["status"]
-        add_events(session, events)
+        _append_events(session, events)

@@ -46,9 +46,13 @@ PROMPT_STATUSES = (*ACCEPT_STATUSES, "reject", "ban", "filter")
 class LedgerStatus(enum.StrEnum):
     """Statuses of ledger events that are not WeChat's prompt answers (those keep WeChat's words)."""
 
-    reserved = "reserved"  # a send took one credit before calling WeChat
-    spent = "spent"  # WeChat accepted the send (or its outcome is unknown): the reserved credit is used
-    released = "released"  # the send failed in a way that did not use the credit: it goes back
+    reserved = "reserved"  # a send took one credit before calling WeChat (settled in place, below)
+    # WeChat accepted the send (or its outcome is unknown): the credit is used. Since issue 13 the
+    # reservation row itself becomes ``spent`` (−1); older history has ``reserved`` −1 then ``spent`` 0.
+    spent = "spent"
+    # The send failed in a way that did not use the credit: it goes back. Since issue 13 the reservation
+    # row itself becomes ``released`` (0); older history, and a refund after ``spent``, append one (+1).
+    released = "released"
     no_grant = "no_grant"  # WeChat answered 43101: the balance was wrong and is zeroed
     kind_changed = "kind_changed"  # the template became one-time or long-term (dashboard.grants.kinds)
 
@@ -88,7 +92,8 @@ class WechatPush(db.Model):
 
 
 class GrantEvent(db.Model):
-    """One entry of the ledger. Rows are only ever added.
+    """One entry of the ledger. Rows are only ever added, except that a send's ``reserved`` row is
+    settled in place (``dashboard.grants.ledger``): one row per send.
 
     ``status`` is WeChat's prompt answer (accept, reject, ban, filter, acceptWithAudio, acceptWithAlert)
     or a ``LedgerStatus``. ``credit_delta`` is what the event did to the one-time credits, and

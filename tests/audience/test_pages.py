@@ -56,7 +56,7 @@ def test_a_users_page_shows_balances_timeline_settings_and_deliveries(client, au
     assert "<strong>1</strong>" in balances  # two accepted prompts (one reported twice) minus one send
     assert "未知模板" in balances  # neither template is in the catalog
     timeline = page[page.index('id="timeline-table"') : page.index('id="deliveries-table"')]
-    for label in ("小程序上报", "弹窗事件", "发送结果", "允许", "拒绝", "被封禁", "发送预留", "已用于发送"):
+    for label in ("小程序上报", "弹窗事件", "发送结果", "允许", "拒绝", "被封禁", "已用于发送"):
         assert label in timeline, label
     assert "同一次弹窗" in timeline  # the popup event paired with the client report
     settings = page[page.index('id="user-settings"') :]

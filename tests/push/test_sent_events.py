@@ -99,7 +99,7 @@ def test_the_sandboxs_own_event_confirms_a_send_whose_answer_was_lost(
     assert delivery.msgid == str(message["msgid"]) and delivery.errcode == 0
     assert (delivery.report_errcode, delivery.report_status) == (0, "success")
     # The unknown had already counted its credit as spent: nothing more happens in the ledger.
-    assert ledger_statuses(app, delivery.id) == ["reserved", "spent"]
+    assert ledger_statuses(app, delivery.id) == ["spent"]
     assert balance(app, openid, template["priTmplId"]) == (0, False)
     auth.login("viewer")
     page = client.get(f"/deliveries/{delivery.id}").get_data(as_text=True)
@@ -109,8 +109,8 @@ def test_the_sandboxs_own_event_confirms_a_send_whose_answer_was_lost(
 @pytest.mark.parametrize(
     "code,status,state,statuses,credits",
     [
-        ("0", "success", DeliveryState.sent, ["reserved", "spent"], 0),
-        ("10001", "failed: system failed", DeliveryState.failed, ["reserved", "spent", "released"], 1),
+        ("0", "success", DeliveryState.sent, ["spent"], 0),
+        ("10001", "failed: system failed", DeliveryState.failed, ["spent", "released"], 1),
     ],
 )
 def test_a_pushed_event_settles_an_unknown_as_sent_or_failed(
@@ -152,7 +152,7 @@ def test_an_event_that_arrives_while_the_lost_worker_still_holds_the_row_settles
     assert lost.unknown == 1
     delivery = only_delivery(app)
     assert delivery.state == DeliveryState.sent and delivery.reason == "sent_event"
-    assert ledger_statuses(app, claim.id) == ["reserved", "spent"]
+    assert ledger_statuses(app, claim.id) == ["spent"]
 
 
 def test_an_event_never_settles_a_delivery_it_cannot_be_about(app, client, sandbox, dispatcher, template):

@@ -19,6 +19,7 @@ from ..htmx import is_htmx, render_page_or_fragment
 from ..labels import CAMPAIGN_STATE_LABELS
 from ..models import DeliveryState, Role
 from ..models.campaign import Campaign, CampaignState
+from ..models.catalog import MessageTemplate
 from ..models.segment import Segment
 from . import recurring, report, retry, services
 from .states import InvalidTransition
@@ -122,6 +123,9 @@ def detail(campaign_id: int):
         context |= _recurring_context(campaign)
         context |= {
             "segment": db.session.get(Segment, campaign.segment_id) if campaign.segment_id else None,
+            "template": db.session.scalar(
+                sa.select(MessageTemplate).where(MessageTemplate.template_id == campaign.template_id)
+            ),
             "buttons": [(name, ACTIONS[name][1]) for name in buttons.get(campaign.state, ())],
             "can_retry": campaign.state in retry.RETRY_STATES,
             "form": EmptyForm(),

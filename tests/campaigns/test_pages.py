@@ -3,9 +3,12 @@ that move it only after the operator ticks the confirmation."""
 
 from __future__ import annotations
 
+import sqlalchemy as sa
+
 from dashboard.extensions import db
 from dashboard.models import AuditEvent
 from dashboard.models.campaign import CampaignState
+from dashboard.models.catalog import MessageTemplate
 from tests.campaigns.helpers import campaign, campaign_states, prepared_campaign
 
 
@@ -19,6 +22,13 @@ def test_the_list_filters_by_state_and_the_detail_shows_counts(app, client, auth
     assert "Winter sale" not in running_only and "<html" not in running_only
     page = client.get(f"/campaigns/{campaign_id}").get_data(as_text=True)
     assert "草稿" in page and "campaign-counts" in page
+    # The template by its title, linked to its page, with WeChat's id beside it.
+    with app.app_context():
+        row = db.session.scalar(
+            sa.select(MessageTemplate).where(MessageTemplate.template_id == template["priTmplId"])
+        )
+        assert row is not None
+        assert row.title in page and f'href="/templates/{row.id}"' in page and row.template_id in page
     assert "/launch" not in page  # a viewer sees no buttons
     assert client.get("/campaigns/999999").status_code == 404
     assert client.get("/campaigns/?state=nonsense").status_code == 200

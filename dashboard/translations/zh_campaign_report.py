@@ -46,7 +46,10 @@ ZH = {
     "Nothing has been sent yet.": "还没有发送任何消息。",
     "Open rate": "打开率",
     "(opens reported by the mini-program ÷ messages sent)": "（小程序上报的打开数 ÷ 已发送数）",
-    "%(n)s sends failed for a reason that may pass now (a temporary error, the quota, the configuration). Sent messages and unknown outcomes are never sent again.": "有 %(n)s 次发送因可能已消除的原因失败（临时错误、配额、配置）。已发送和结果未知的消息绝不会再次发送。",
+    (
+        "%(num)d send failed for a reason that may pass now (a temporary error, the quota, the configuration). Sent messages and unknown outcomes are never sent again.",
+        "%(num)d sends failed for a reason that may pass now (a temporary error, the quota, the configuration). Sent messages and unknown outcomes are never sent again.",
+    ): "有 %(num)d 次发送因可能已消除的原因失败（临时错误、配额、配置）。已发送和结果未知的消息绝不会再次发送。",
     "I confirm: send these %(n)s again": "我确认：重新发送这 %(n)s 条",
     "Retry transient failures": "重试临时失败",
     "No failed send can be retried.": "没有可以重试的失败发送。",
@@ -57,7 +60,7 @@ ZH = {
     "errcode": "错误码 errcode",
     "Skip reason": "跳过原因",
     "part of an openid": "openid 的一部分",
-    "%(n)s deliveries match.": "共 %(n)s 条符合条件的投递。",
+    ("%(num)d delivery matches.", "%(num)d deliveries match."): "共 %(num)d 条符合条件的投递。",
     "Download CSV": "下载 CSV",
     "Pages": "分页",
 }

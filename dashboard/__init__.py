@@ -123,6 +123,7 @@ def _register_blueprints(app: Flask) -> None:
     from .deliveries.views import bp as deliveries_bp
     from .home.views import bp as home_bp
     from .oa.channels import bp as channels_bp
+    from .oa.template_views import bp as oa_templates_bp
     from .oa.views import bp as oa_push_bp
     from .operators.views import bp as operators_bp
     from .push.views import bp as push_bp
@@ -133,6 +134,7 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(auth_bp)
     app.register_blueprint(home_bp)
     app.register_blueprint(catalog_bp)
+    app.register_blueprint(oa_templates_bp)
     app.register_blueprint(deliveries_bp, url_prefix="/deliveries")
     app.register_blueprint(campaigns_bp, url_prefix="/campaigns")
     app.register_blueprint(campaign_compose_bp, url_prefix="/campaigns")

@@ -127,6 +127,13 @@ TARGET_PAGES: dict[str, tuple[Any, Any, str, str | None, str | None]] = {
         "attribute-{id}",
     ),
     "dispatch_state": (_l("Sending limits"), _l("Sending limits"), "settings.index", None, None),
+    "oa_template": (
+        _l("Official Account template #%(id)s"),
+        _l("Official Account templates"),
+        "oa_templates.detail",
+        "template_id",
+        None,
+    ),
 }
 LIST_PAGES = {
     "catalog.detail": "catalog.index",
@@ -134,6 +141,7 @@ LIST_PAGES = {
     "segments.detail": "segments.index",
     "deliveries.detail": "deliveries.index",
     "audience.detail": "audience.index",
+    "oa_templates.detail": "oa_templates.index",
 }
 
 
@@ -194,6 +202,12 @@ ACTION_LABELS: dict[str, Any] = {
     "campaign.test_sent": _l("Campaign test send"),
     "catalog.synced": _l("Templates synced from WeChat"),
     "delivery.force_resent": _l("Delivery force-resent"),
+    "oa_catalog.synced": _l("Official Account templates synced from WeChat"),
+    "oa_template.created": _l("Official Account template added"),
+    "oa_template.changed_in_wechat": _l("Official Account template changed in WeChat"),
+    "oa_template.removed_in_wechat": _l("Official Account template removed in WeChat"),
+    "oa_template.reviewed": _l("Official Account template change reviewed"),
+    "oa_template.test_sent": _l("Official Account template test send"),
     "operator.created": _l("Operator added"),
     "operator.locale_changed": _l("Language changed"),
     "operator.password_changed": _l("Own password changed"),

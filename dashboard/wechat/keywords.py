@@ -13,6 +13,10 @@ Public API (standard library only, no Flask):
 * :func:`validate_value`, :func:`validate_data`, :func:`has_errors`
 * :func:`suggest_fix`, :func:`fix_all`
 * :func:`enum_values_from_template`, :func:`type_label`, :func:`max_length`, :data:`KNOWN_TYPES`
+* two rule sets, one checker: :data:`MINIPROGRAM_RULES` (subscribe messages, the default of every
+  function above) and :data:`OFFICIAL_ACCOUNT_RULES` (OA template messages: ``amount`` ≤ 12 digits,
+  ``const`` only an approved value or empty, no ``phrase`` in its table, classic ``first`` /
+  ``keywordN`` / ``remark`` keys); pass ``rules=`` to choose
 
 Contracts: the validators never raise, whatever the value (``None``, numbers, control characters,
 emoji, lone surrogates); and when :func:`suggest_fix` returns a string, :func:`validate_value`
@@ -48,6 +52,10 @@ REJECT_NON_BMP = True
 #: Max digits of an ``amount``. The doc says "≤ 10 digits, decimals allowed" without saying whether
 #: the decimals count; we count every digit (the stricter reading). Official-Account templates allow 12.
 AMOUNT_MAX_DIGITS = 10
+
+#: Official-Account category templates allow 12 digits in an ``amount`` (docs/wechat-rules.md,
+#: "Official Account").
+OA_AMOUNT_MAX_DIGITS = 12
 
 ELLIPSIS = "…"
 
@@ -188,6 +196,11 @@ _TYPE_LABELS: dict[str, tuple[str, str]] = {
     "phrase": ("phrase", "汉字"),
     "enum": ("enum", "枚举值"),
     "enum_string": ("enum", "枚举值"),
+    # Official Account template messages only
+    "const": ("constant", "常量"),
+    "first": ("first line", "首行"),
+    "keyword": ("keyword", "关键词"),
+    "remark": ("remark", "备注"),
 }
 
 _FIELD_ZH = {"year": "年份", "month": "月份", "day": "日", "hour": "小时", "minute": "分钟", "second": "秒"}
@@ -302,6 +315,11 @@ _MESSAGES: dict[str, tuple[str, str]] = {
         "{key}: the allowed values of this enum keyword are unknown, so the value was not checked; "
         "sync the template",
         "{key}：不知道此枚举关键词的可选值，未做校验；请同步模板",
+    ),
+    "const_unknown": (
+        "{key}: only a value approved for this constant keyword (or nothing) can be sent; WeChat does not "
+        "list the approved values, so Tongzhi could not check this one",
+        "{key}：常量类关键词只能发送审核通过的取值（或留空）；微信不提供已通过的取值，通知无法校验",
     ),
     "unknown_type": (
         '{key}: WeChat does not document the type "{type}", so only empty values and control characters '
@@ -451,16 +469,21 @@ def _check_character_string(value: str) -> Problems:
     return []
 
 
-def _check_amount(value: str) -> Problems:
+def _check_amount(value: str, max_digits: int | None = None) -> Problems:
+    max_digits = AMOUNT_MAX_DIGITS if max_digits is None else max_digits
     match = _AMOUNT_RE.fullmatch(value)
     if not match or (match.group("symbol") and unicodedata.category(match.group("symbol")) != "Sc"):
         return [("bad_amount", {})]
     if AMOUNT_REQUIRES_SYMBOL and not match.group("symbol"):
         return [("missing_currency_symbol", {})]
     digits = sum(ch.isdigit() for ch in match.group("number"))
-    if digits > AMOUNT_MAX_DIGITS:
-        return [("too_many_digits", {"max": AMOUNT_MAX_DIGITS, "digits": digits})]
+    if digits > max_digits:
+        return [("too_many_digits", {"max": max_digits, "digits": digits})]
     return []
+
+
+def _check_oa_amount(value: str) -> Problems:
+    return _check_amount(value, OA_AMOUNT_MAX_DIGITS)
 
 
 def _check_phone(value: str) -> Problems:
@@ -666,17 +689,58 @@ KNOWN_TYPES: frozenset[str] = frozenset(_TYPE_RULES)
 _ENUM_TYPES = frozenset({"enum", "enum_string"})
 
 
+@dataclass(frozen=True)
+class RuleSet:
+    """One channel's value rules: the type table, the types whose allowed values come from a list
+    (checked against it), and the types that may be left empty. Every check goes through the same
+    functions (:func:`validate_value`, :func:`validate_data`, :func:`suggest_fix`); only the table differs.
+    """
+
+    name: str
+    types: Mapping[str, _TypeRule]
+    listed: frozenset[str]  # value must be one of a list (enum values, approved constants)
+    may_be_empty: frozenset[str] = frozenset()
+
+    @property
+    def known_types(self) -> frozenset[str]:
+        return frozenset(self.types)
+
+
+#: Mini-program subscribe messages (docs/wechat-rules.md, "Keyword values").
+MINIPROGRAM_RULES = RuleSet("miniprogram", _TYPE_RULES, _ENUM_TYPES)
+
+#: Official Account template messages (docs/wechat-rules.md, "Official Account"): the mini-program's
+#: table except ``amount`` up to 12 digits, ``const`` (constant text ≤ 20, only a pre-approved value or
+#: empty), and no ``phrase`` (not in the OA's table: passed with an ``unknown_type`` warning, like every
+#: type the table does not know). Classic templates' ``first`` / ``keywordN`` / ``remark`` are free text;
+#: ``first`` and ``remark`` may be left empty.
+_OA_TYPE_RULES: dict[str, _TypeRule] = {
+    **{name: rule for name, rule in _TYPE_RULES.items() if name != "phrase"},
+    "amount": _TypeRule(None, _check_oa_amount, _fix_amount, fold_width=True),
+    "const": _TypeRule(20, _check_nothing),
+    "first": _TypeRule(None, _check_nothing),
+    "keyword": _TypeRule(None, _check_nothing),
+    "remark": _TypeRule(None, _check_nothing),
+}
+OFFICIAL_ACCOUNT_RULES = RuleSet(
+    "official_account",
+    _OA_TYPE_RULES,
+    _ENUM_TYPES | {"const"},
+    may_be_empty=frozenset({"const", "first", "remark"}),
+)
+
+
 def type_label(type_name: str, locale: str | None = "en") -> str:
     """Human name of a type (``thing`` → "thing" / "事物"); unknown types are returned unchanged."""
     en, zh = _TYPE_LABELS.get(type_name, (type_name, type_name))
     return zh if str(locale or "").lower().startswith("zh") else en
 
 
-def max_length(type_name: str) -> int | None:
+def max_length(type_name: str, rules: RuleSet = MINIPROGRAM_RULES) -> int | None:
     """Maximum length in characters for a type (``name``: 20, the limit without Chinese), or None."""
     if type_name == "name":
         return 20
-    rule = _TYPE_RULES.get(type_name)
+    rule = rules.types.get(type_name)
     return rule.max_len if rule else None
 
 
@@ -691,22 +755,24 @@ def validate_value(
     enum_values: Iterable[str] | None = None,
     *,
     type_name: str | None = None,
+    rules: RuleSet = MINIPROGRAM_RULES,
 ) -> list[Violation]:
     """Check one keyword value against the rule of its type; an empty list means valid.
 
     The type comes from ``key`` (``thing3`` → ``thing``) unless ``type_name`` is given (e.g. the
     ``rule`` from ``getpubtemplatekeywords``). ``enum_values`` are the allowed values of an enum
     keyword. Errors mean WeChat would answer 47003; warnings (unknown type, enum list unknown) do not
-    block. Never raises: ``None`` and non-strings yield a violation.
+    block. Never raises: ``None`` and non-strings yield a violation. ``rules`` is the channel's rule
+    set (:data:`MINIPROGRAM_RULES` by default, :data:`OFFICIAL_ACCOUNT_RULES`).
     """
     key = _normalise_key(key)
     type_name = type_name or keyword_type(key)
-    if value is None:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        if type_name in rules.may_be_empty and (value is None or value == ""):
+            return []
         return [_violation(key, type_name, "empty")]
     if not isinstance(value, str):
         return [_violation(key, type_name, "not_string", got=type(value).__name__)]
-    if not value.strip():
-        return [_violation(key, type_name, "empty")]
 
     violations: list[Violation] = []
     control = next((ch for ch in value if _is_control(ch)), None)
@@ -716,7 +782,7 @@ def validate_value(
     if REJECT_NON_BMP and astral is not None:
         violations.append(_violation(key, type_name, "non_bmp", char=_char_ref(astral)))
 
-    rule = _TYPE_RULES.get(type_name)
+    rule = rules.types.get(type_name)
     if rule is None:
         violations.append(_violation(key, type_name, "unknown_type", "warning"))
         return violations
@@ -724,10 +790,11 @@ def validate_value(
         violations.append(_violation(key, type_name, "too_long", max=rule.max_len, length=len(value)))
     for code, params in rule.check(value):
         violations.append(_violation(key, type_name, code, **params))
-    if type_name in _ENUM_TYPES:
+    if type_name in rules.listed:
         allowed = [str(v) for v in enum_values or ()]
         if not allowed:
-            violations.append(_violation(key, type_name, "enum_unknown", "warning"))
+            unknown = "const_unknown" if type_name == "const" else "enum_unknown"
+            violations.append(_violation(key, type_name, unknown, "warning"))
         elif value not in allowed:
             violations.append(_violation(key, type_name, "not_in_enum", value=_short(value), allowed=allowed))
     return violations
@@ -753,6 +820,8 @@ def validate_data(
     keywords: Iterable[Keyword | str],
     data: Mapping[str, Any] | None,
     enum_values_by_key: Mapping[str, Iterable[str]] | None = None,
+    *,
+    rules: RuleSet = MINIPROGRAM_RULES,
 ) -> list[Violation]:
     """Check a whole ``data`` payload against the template's keywords; an empty list means valid.
 
@@ -767,10 +836,11 @@ def validate_data(
     violations: list[Violation] = []
     for key, type_name in pairs:
         if key not in data:
-            violations.append(_violation(key, type_name, "missing"))
+            if type_name not in rules.may_be_empty:
+                violations.append(_violation(key, type_name, "missing"))
             continue
         value = _plain_value(data[key])
-        violations += validate_value(key, value, enums.get(key), type_name=type_name)
+        violations += validate_value(key, value, enums.get(key), type_name=type_name, rules=rules)
     known = {key for key, _ in pairs}
     for extra in data:
         if extra not in known:
@@ -819,6 +889,7 @@ def suggest_fix(
     enum_values: Iterable[str] | None = None,
     *,
     type_name: str | None = None,
+    rules: RuleSet = MINIPROGRAM_RULES,
 ) -> str | None:
     """A corrected value that passes :func:`validate_value`, or None when no sensible fix exists.
 
@@ -834,11 +905,11 @@ def suggest_fix(
     key = _normalise_key(key)
     type_name = type_name or keyword_type(key)
     allowed = [str(v) for v in enum_values or ()]
-    if not has_errors(validate_value(key, value, allowed, type_name=type_name)):
+    if not has_errors(validate_value(key, value, allowed, type_name=type_name, rules=rules)):
         return value
 
     fixed = _strip_invisible(value)
-    rule = _TYPE_RULES.get(type_name)
+    rule = rules.types.get(type_name)
     if rule is not None:
         if rule.fold_width:
             fixed = _fold_width(fixed)
@@ -847,9 +918,9 @@ def suggest_fix(
             fixed = _shorten(fixed, 10 if any(_is_han(ch) for ch in fixed) else 20, ellipsis=False)
         elif rule.max_len is not None:
             fixed = _shorten(fixed, rule.max_len, rule.ellipsis)
-        if type_name in _ENUM_TYPES and allowed:
+        if type_name in rules.listed and allowed:
             fixed = _closest_enum(fixed, allowed) or ""
-    if not fixed or has_errors(validate_value(key, fixed, allowed, type_name=type_name)):
+    if not fixed or has_errors(validate_value(key, fixed, allowed, type_name=type_name, rules=rules)):
         return None
     return fixed
 

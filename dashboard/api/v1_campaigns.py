@@ -43,6 +43,7 @@ FIELDS = {
     "rate_per_second",
     "quiet_hours",
     "schedule",
+    "reminder",
 }
 RUNS_LISTED = 100
 
@@ -110,6 +111,22 @@ def _clock(value: Any, field: str, default: time) -> time:
     return time.fromisoformat(value)
 
 
+def _reminder(value: Any) -> dict[str, Any]:
+    """The reminder's JSON shape and its steps' values as ``data`` is checked; the rest (the attribute
+    declared, the offsets, the values against the template) is judged by ``services.create_campaign``."""
+    if not isinstance(value, dict):
+        raise _invalid("reminder", "reminder must be an object with attribute, time and steps.")
+    steps = value.get("steps")
+    if isinstance(steps, list):
+        for index, step in enumerate(steps):
+            if isinstance(step, dict) and "data" in step:
+                try:
+                    _data(step["data"])
+                except ApiError as bad:
+                    raise _invalid(f"reminder.steps[{index}].{bad.field}", bad.message) from None
+    return value
+
+
 def parse_body(body: Any) -> dict[str, Any]:
     """The campaign's fields from the JSON body. :raise ApiError: 400/422 naming the field."""
     if not isinstance(body, dict):
@@ -120,11 +137,15 @@ def parse_body(body: Any) -> dict[str, Any]:
     template_id = _text(body, "template_id", 64, required=True)
     if not TEMPLATE_ID_RE.match(template_id or ""):
         raise _invalid("template_id", "template_id must be a WeChat template ID.")
+    reminder = body.get("reminder")
+    segment_id = None
     if body.get("segment_id") is None:
-        raise ApiError(422, "missing_field", "segment_id is required.", field="segment_id")
-    segment_id = _whole(body["segment_id"], 1, DB_INT_MAX)
-    if segment_id is None:
-        raise _invalid("segment_id", "segment_id must be a segment's id.")
+        if reminder is None:  # a date reminder's segment is optional: it narrows the users due
+            raise ApiError(422, "missing_field", "segment_id is required.", field="segment_id")
+    else:
+        segment_id = _whole(body["segment_id"], 1, DB_INT_MAX)
+        if segment_id is None:
+            raise _invalid("segment_id", "segment_id must be a segment's id.")
     state, lang = _text(body, "miniprogram_state", 16), _text(body, "lang", 8)
     if state is not None and state not in STATES:
         raise _invalid("miniprogram_state", f"miniprogram_state must be one of {', '.join(STATES)}.")
@@ -151,6 +172,8 @@ def parse_body(body: Any) -> dict[str, Any]:
             fields["schedule"] = recurring.parse_schedule(body["schedule"])
         except recurring.BadSchedule as bad:
             raise _invalid(bad.field, bad.message) from None
+    if reminder is not None:
+        fields["reminder"] = _reminder(reminder)
     quiet = body.get("quiet_hours")
     if quiet is not None:
         if not isinstance(quiet, dict) or set(quiet) - {"start", "end"}:
@@ -179,8 +202,15 @@ def campaign_json(campaign: Campaign) -> dict[str, Any]:
         "next_occurrence_at": _iso(campaign.next_occurrence_at),
         "parent_id": campaign.parent_id,
         "occurrence_at": _iso(campaign.occurrence_at),
+        "reminder": _reminder_json(campaign.reminder),
         "counts": services.counts(campaign),
     }
+
+
+def _reminder_json(reminder: dict[str, Any] | None) -> dict[str, Any] | None:
+    if reminder is None:
+        return None
+    return {"attribute": reminder["attribute"], "time": reminder["time"], "steps": reminder["steps"]}
 
 
 def _iso(moment: datetime | None) -> str | None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..campaigns.recurring import CRON_MAX
+from ..campaigns.reminders import MAX_OFFSET_DAYS, MAX_STEPS
 from ..deliveries.opens import CAMPAIGN_PAGE_MAX_LENGTH
 from ..storable import DB_INT_MAX
 from .v1_campaigns import MAX_RATE, NAME_MAX, RUNS_LISTED, VALUE_MAX
@@ -197,6 +198,68 @@ def _schedule_schema() -> dict[str, Any]:
     }
 
 
+def _data_schema(description: str) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "description": description,
+        "propertyNames": {"pattern": NO_NUL},
+        "additionalProperties": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["value"],
+            "properties": {
+                "value": {"type": "string", "maxLength": VALUE_MAX, "pattern": NO_NUL},
+                "fallback": {"type": "string", "maxLength": VALUE_MAX, "pattern": NO_NUL},
+            },
+        },
+    }
+
+
+def _reminder_schema() -> dict[str, Any]:
+    """What ``campaigns.reminders.parse_reminder`` takes."""
+    return {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["attribute", "time", "steps"],
+        "description": (
+            "Makes the campaign a date reminder: every day at time (the operator's TIMEZONE) a run sends "
+            "each step to the users whose date attribute is offset_days after that day's date, i.e. the "
+            "date is the send day minus offset_days (-7: seven days before the date; 0: on the day), "
+            "within segment_id when given. Each user gets each step at most once per value of the date: "
+            "a date moved by a renewal makes the steps due again. Not with schedule or scheduled_at; data "
+            "is ignored (each step has its own). An attribute that is not a declared date or datetime: "
+            "404 unknown_attribute; two steps with the same offset_days: 422 naming "
+            "reminder.steps[i].offset_days."
+        ),
+        "properties": {
+            "attribute": _text(40, "A declared user attribute of type date or datetime"),
+            "time": {**CLOCK, "description": "The local send time, HH:MM"},
+            "steps": {
+                "type": "array",
+                "minItems": 1,
+                "maxItems": MAX_STEPS,
+                "items": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["offset_days"],
+                    "properties": {
+                        "offset_days": {
+                            "type": "integer",
+                            "minimum": -MAX_OFFSET_DAYS,
+                            "maximum": MAX_OFFSET_DAYS,
+                            "description": "Days from the date to the send: -7 sends seven days before",
+                        },
+                        "data": _data_schema(
+                            "The step's values, as data; {{user.attributes.<key>|date}} writes a date or "
+                            "datetime attribute as a date/time keyword takes it (2026-12-31, 2026-12-31 09:30)"
+                        ),
+                    },
+                },
+            },
+        },
+    }
+
+
 def campaign_schemas() -> dict[str, Any]:
     count = {"type": "integer", "minimum": 0}
     moment = {"type": ["string", "null"], "format": "date-time"}
@@ -204,7 +267,9 @@ def campaign_schemas() -> dict[str, Any]:
         "CampaignRequest": {
             "type": "object",
             "additionalProperties": False,
-            "required": ["name", "template_id", "segment_id"],
+            "required": ["name", "template_id"],
+            "description": "segment_id is required unless reminder is given",
+            "anyOf": [{"required": ["segment_id"]}, {"required": ["reminder"]}],
             "properties": {
                 "name": _text(NAME_MAX),
                 "template_id": {"type": "string", "pattern": TEMPLATE_ID_RE.pattern},
@@ -248,6 +313,7 @@ def campaign_schemas() -> dict[str, Any]:
                     "properties": {"start": CLOCK, "end": CLOCK},
                 },
                 "schedule": _schedule_schema(),
+                "reminder": _reminder_schema(),
             },
         },
         "Campaign": {
@@ -287,6 +353,10 @@ def campaign_schemas() -> dict[str, Any]:
                     "description": "For a run: the recurring campaign it belongs to",
                 },
                 "occurrence_at": {**moment, "description": "For a run: the occurrence it is for (UTC)"},
+                "reminder": {
+                    "type": ["object", "null"],
+                    "description": "A date reminder's definition (on it and its runs); null otherwise",
+                },
                 "counts": {
                     "type": "object",
                     "description": "recipients = pending + sent + failed + skipped + unknown; opens on top",

@@ -290,6 +290,7 @@ def _run_row(
         "recipients": 0,
         "parent_id": parent.id,
         "occurrence_at": occurrence_at,
+        "reminder": parent.reminder,  # a date reminder's run takes its recipients from the date
         "created_by_id": parent.created_by_id,
         "created_at": now,
         "updated_at": now,

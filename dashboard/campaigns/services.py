@@ -29,7 +29,7 @@ from ..models.catalog import MessageTemplate
 from ..models.dispatch import DISPATCH_STATE_ID
 from ..models.segment import Segment
 from ..models.types import utcnow
-from . import recurring, states, values
+from . import recurring, reminders, states, values
 from .states import InvalidTransition
 
 log = logging.getLogger(__name__)
@@ -73,11 +73,34 @@ def check_sources(template: MessageTemplate, data: Any) -> list[values.KeywordSo
 def create_campaign(fields: Mapping[str, Any], created_by_id: int | None = None) -> Campaign:
     """A new draft from checked ``fields`` (see ``api.v1_campaigns.parse_body``); commits.
 
-    With a ``schedule`` (``recurring.parse_schedule``'s shape) the draft is a recurring campaign."""
+    With a ``schedule`` (``recurring.parse_schedule``'s shape) the draft is a recurring campaign; with a
+    ``reminder`` (``reminders.parse_reminder``'s shape) a date reminder, daily at its time, its segment
+    optional (it narrows the users whose date is due)."""
     template = _template(fields["template_id"])
-    check_sources(template, fields.get("data") or {})
-    if db.session.get(Segment, fields["segment_id"]) is None:
-        raise CampaignError(404, "unknown_segment", "No segment has this id.", "segment_id")
+    reminder = None
+    if fields.get("reminder") is not None:
+        if fields.get("schedule") is not None:
+            raise CampaignError(
+                422,
+                "invalid_field",
+                "A reminder repeats daily at reminder.time: give no schedule.",
+                "schedule",
+            )
+        if fields.get("scheduled_at") is not None:
+            raise CampaignError(
+                422,
+                "invalid_field",
+                "A reminder sends daily at reminder.time: give no scheduled_at.",
+                "scheduled_at",
+            )
+        reminder = _check_reminder(template, fields["reminder"])
+        reminder["in_segment"] = fields.get("segment_id") is not None
+        fields = {**fields, "schedule": reminders.schedule_of(reminder), "data": {}}
+    else:
+        check_sources(template, fields.get("data") or {})
+    if reminder is None or fields.get("segment_id") is not None:
+        if fields.get("segment_id") is None or db.session.get(Segment, fields["segment_id"]) is None:
+            raise CampaignError(404, "unknown_segment", "No segment has this id.", "segment_id")
     page = fields.get("page") if fields.get("page") is not None else (template.page or None)
     _check_page(page)
     zone = current_app.config.get("TIMEZONE") or "Asia/Shanghai"
@@ -96,11 +119,22 @@ def create_campaign(fields: Mapping[str, Any], created_by_id: int | None = None)
         quiet_end=fields.get("quiet_end"),
         timezone=zone,
         schedule=schedule,
+        reminder=reminder,
         created_by_id=created_by_id,
     )
     db.session.add(campaign)
     db.session.commit()
     return campaign
+
+
+def _check_reminder(template: MessageTemplate, reminder: Any) -> dict[str, Any]:
+    """The reminder normalised, its steps' values judged against the template (422 naming the part)."""
+    try:
+        normalised = reminders.parse_reminder(reminder)
+        reminders.check_steps(template.keyword_specs, normalised)
+    except reminders.BadReminder as bad:
+        raise CampaignError(bad.status, bad.code, bad.message, bad.field) from None
+    return normalised
 
 
 def _check_schedule(
@@ -207,9 +241,16 @@ def _check_launchable(campaign: Campaign) -> None:
             f"The template cannot be used now ({usable.reason}).",
             "template_id",
         )
-    if campaign.segment_id is None or db.session.get(Segment, campaign.segment_id) is None:
-        raise CampaignError(409, "unknown_segment", "The campaign's segment no longer exists.", "segment_id")
-    check_sources(_template(campaign.template_id), campaign.data)
+    reminder = campaign.reminder
+    if reminder is None or reminder.get("in_segment"):
+        if campaign.segment_id is None or db.session.get(Segment, campaign.segment_id) is None:
+            raise CampaignError(
+                409, "unknown_segment", "The campaign's segment no longer exists.", "segment_id"
+            )
+    if reminder is not None:
+        _check_reminder(_template(campaign.template_id), {k: reminder[k] for k in reminders.FIELDS})
+    else:
+        check_sources(_template(campaign.template_id), campaign.data)
 
 
 def start(campaign_id: int, now: datetime | None = None) -> int:
@@ -241,6 +282,8 @@ def _snapshot(campaign: Campaign, now: datetime) -> int:
     (each row inserted with its values); on SQLite, the INSERT … SELECT then ``_fill`` in windows of
     delivery ids (SQLite rewrites a row in place, without PostgreSQL's new row version and index entries).
     """
+    if campaign.reminder is not None:  # a date reminder's run: the users whose date is due
+        return reminders.snapshot(campaign, now)
     template = _template(campaign.template_id)
     sources = check_sources(template, campaign.data)
     segment = db.session.get(Segment, campaign.segment_id)

@@ -2,7 +2,9 @@
 
 Per keyword the campaign stores ``{"value": "...", "fallback": "..."}``: fixed text, or text with user
 variables (``{{user.nickname}}``, ``{{user.openid}}``, ``{{user.unionid}}``, ``{{user.attributes.city}}``);
-when a variable a value uses is empty for a user, the fallback is sent instead. A keyword left out takes
+when a variable a value uses is empty for a user, the fallback is sent instead. A variable may end in a
+filter: ``{{user.attributes.membership_expires_at|date}}`` writes a date (``YYYY-MM-DD``) or date-time
+attribute as WeChat's ``date``/``time`` keywords take it (``2026-12-31``, ``2026-12-31 09:30``). A keyword left out takes
 the template's default. Each filled value is checked against its keyword's rule, and the template's fit
 policy decides: ``fix`` sends the suggested fix, ``reject`` refuses that user's send.
 """
@@ -19,6 +21,10 @@ from ..wechat.keywords import suggest_fix, validate_value
 
 VARIABLE_RE = re.compile(r"\{\{\s*user\.([A-Za-z_][A-Za-z0-9_]*(?:\.[^{}\s]+)?)\s*\}\}")
 USER_FIELDS = ("nickname", "openid", "unionid")
+FILTERS = ("date",)
+# The front of a date or date-time attribute (date-times are stored in the operator's zone, so their text
+# is the local wall clock): the day, and the clock when there is one.
+DATE_TEXT_RE = re.compile(r"^([0-9]{4}-[0-9]{2}-[0-9]{2})(?:[T ]([0-9]{2}:[0-9]{2}))?")
 
 
 class BadValue(ValueError):
@@ -43,8 +49,26 @@ class KeywordSource:
         return VARIABLE_RE.findall(self.value)
 
 
+def _split_filter(name: str) -> tuple[str, str | None]:
+    base, bar, flt = name.partition("|")
+    return base, (flt if bar else None)
+
+
 def variable_known(name: str) -> bool:
+    name, flt = _split_filter(name)
+    if flt is not None and flt not in FILTERS:
+        return False
     return name in USER_FIELDS or (name.startswith("attributes.") and len(name) > len("attributes."))
+
+
+def date_text(value: str) -> str:
+    """``|date``: a date or date-time attribute as a WeChat ``date``/``time`` keyword takes it, "" when the
+    value is not one (the fallback is then sent)."""
+    match = DATE_TEXT_RE.match(value)
+    if match is None:
+        return ""
+    day, clock = match.groups()
+    return f"{day} {clock}" if clock else day
 
 
 def parse_sources(specs: list[Mapping[str, Any]], data: Any) -> list[KeywordSource]:
@@ -104,6 +128,9 @@ def finish(source: KeywordSource, text: str) -> str | None:
 
 
 def user_value(name: str, user: Mapping[str, Any]) -> str:
+    name, flt = _split_filter(name)
+    if flt == "date":
+        return date_text(user_value(name, user))
     if name.startswith("attributes."):
         value = (user.get("attributes") or {}).get(name[len("attributes.") :])
     else:

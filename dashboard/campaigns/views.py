@@ -9,9 +9,11 @@ import sqlalchemy as sa
 from flask import Blueprint, Response, abort, flash, redirect, request, stream_with_context, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from flask_babel import ngettext
 
 from ..access import requires
 from ..audit.services import record
+from ..csv_export import csv_response, stream_csv
 from ..dispatch.tasks import kick_dispatch
 from ..extensions import db
 from ..forms import EmptyForm
@@ -21,7 +23,9 @@ from ..models import DeliveryState, Role
 from ..models.campaign import Campaign, CampaignState
 from ..models.catalog import MessageTemplate
 from ..models.segment import Segment
-from . import recurring, report, retry, services
+from ..models.types import utcnow
+from ..models.user_attribute import UserAttribute
+from . import recurring, reminders, report, retry, services
 from .states import InvalidTransition
 
 bp = Blueprint("campaigns", __name__)
@@ -121,6 +125,7 @@ def detail(campaign_id: int):
         context |= _log_context(campaign, request.args) if campaign.started_at else {}
         buttons = RECURRING_BUTTONS if campaign.is_recurring else BUTTONS
         context |= _recurring_context(campaign)
+        context |= _reminder_context(campaign)
         context |= {
             "segment": db.session.get(Segment, campaign.segment_id) if campaign.segment_id else None,
             "template": db.session.scalar(
@@ -141,6 +146,50 @@ def _recurring_context(campaign: Campaign) -> dict:
     if campaign.parent_id is not None:
         return {"parent": db.session.get(Campaign, campaign.parent_id)}
     return {}
+
+
+def _reminder_context(campaign: Campaign) -> dict:
+    """A date reminder's steps and its forecast for the next 14 days (counted in SQL)."""
+    if not campaign.is_reminder or campaign.parent_id is not None:
+        return {}
+    rows = reminders.forecast(campaign, utcnow())
+    return {
+        "reminder": campaign.reminder,
+        "reminder_label": db.session.scalar(
+            sa.select(UserAttribute.label).where(UserAttribute.key == campaign.reminder["attribute"])
+        ),
+        "forecast_rows": [row for row in rows if row.due],
+        "forecast_days": reminders.FORECAST_DAYS,
+        "forecast_totals": {
+            "due": sum(row.due for row in rows),
+            "live": sum(row.live for row in rows),
+            "grant_again": sum(row.grant_again for row in rows),
+            "blocked": sum(row.blocked for row in rows),
+        },
+    }
+
+
+@bp.app_template_global()
+def reminder_offset_words(offset_days: int) -> str:
+    if offset_days == 0:
+        return _("On the day")
+    if offset_days < 0:
+        return ngettext("%(num)d day before", "%(num)d days before", -offset_days)
+    return ngettext("%(num)d day after", "%(num)d days after", offset_days)
+
+
+@bp.route("/<int:campaign_id>/reminder-forecast.csv")
+@requires(Role.viewer)
+def reminder_forecast_csv(campaign_id: int):
+    """The users due a step in the next 14 days who cannot be sent to now, with why: to prompt them."""
+    campaign = db.get_or_404(Campaign, campaign_id)
+    if not campaign.is_reminder or campaign.parent_id is not None:
+        abort(404)
+    statement, key = reminders.export_statement(campaign, utcnow())
+    return csv_response(
+        stream_csv(reminders.EXPORT_HEADER, statement, key, reminders.export_cells),
+        f"reminder-{campaign_id}-to-prompt.csv",
+    )
 
 
 @bp.route("/<int:campaign_id>/deliveries")
@@ -233,3 +282,7 @@ def act(campaign_id: int, action: str):
     kick_dispatch()
     flash(_("Done: %(action)s.", action=label), "success")
     return redirect(url_for(".detail", campaign_id=campaign_id))
+
+
+# The date reminder's form registers its route on this blueprint.
+from . import reminder_form  # noqa: E402, F401

@@ -130,6 +130,9 @@ class Campaign(db.Model):
     next_occurrence_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     parent_id: Mapped[int | None] = mapped_column(ForeignKey("campaign.id", ondelete="CASCADE"))
     occurrence_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Date reminders (``campaigns.reminders``): {"attribute", "time", "steps": [{"offset_days", "data"}]}
+    # on the reminder (a daily recurring campaign) and copied onto each of its runs.
+    reminder: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
 
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("operator.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -143,6 +146,10 @@ class Campaign(db.Model):
     @property
     def is_recurring(self) -> bool:
         return self.schedule is not None
+
+    @property
+    def is_reminder(self) -> bool:
+        return self.reminder is not None
 
     @property
     def has_quiet_hours(self) -> bool:

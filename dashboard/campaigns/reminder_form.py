@@ -1,0 +1,185 @@
+"""Composing a date reminder in the browser (``/campaigns/reminders/new``): the template (chosen first: its
+keywords make the steps' fields), an optional segment, the date attribute (a declared date or date-time),
+the local send time and up to three steps, each an offset in days and its own values. Every check is the
+service's (``services.create_campaign``, as the API's); the form shows its refusal next to the field."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import sqlalchemy as sa
+from flask import current_app, flash, make_response, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user
+from flask_wtf import FlaskForm
+from wtforms import IntegerField, SelectChoice, SelectField, StringField, TimeField
+from wtforms.validators import DataRequired, Length, NumberRange, Optional
+
+from ..access import requires
+from ..audit.services import record
+from ..extensions import db
+from ..models import Role
+from ..models.catalog import MessageTemplate
+from ..models.segment import Segment
+from . import reminders, services
+from .compose_views import _templates, error_words
+from .views import bp
+
+NAME_MAX = 120
+VALUE_MAX = 512
+DEFAULT_OFFSETS = (-7, -1, 0)
+STEP_FIELD_RE = re.compile(r"^reminder\.steps\[(\d+)\](?:\.(offset_days|data)(?:\.(.+))?)?$")
+
+
+class ReminderForm(FlaskForm):
+    name = StringField(_l("Name"), validators=[DataRequired(), Length(max=NAME_MAX)])
+    template_id = StringField(validators=[DataRequired()])
+    segment_id = SelectField(_l("Only users in segment"), coerce=int, default=0)
+    attribute = SelectField(_l("Date attribute"), validators=[DataRequired()])
+    send_time = TimeField(_l("Send at"), validators=[DataRequired()])
+    offset_1 = IntegerField(_l("Step 1: days from the date"), validators=[Optional(), NumberRange(-365, 365)])
+    offset_2 = IntegerField(_l("Step 2: days from the date"), validators=[Optional(), NumberRange(-365, 365)])
+    offset_3 = IntegerField(_l("Step 3: days from the date"), validators=[Optional(), NumberRange(-365, 365)])
+
+    def offsets(self) -> list[Any]:
+        return [self.offset_1, self.offset_2, self.offset_3]
+
+
+def _step_values(template: MessageTemplate, form_data) -> list[dict[str, dict[str, str]]]:
+    """Per step (1 to 3) the values typed for each keyword: ``s<n>-<key>`` and ``s<n>-<key>-fallback``."""
+    steps = []
+    for number in range(1, reminders.MAX_STEPS + 1):
+        data: dict[str, dict[str, str]] = {}
+        for spec in template.keyword_specs:
+            key = spec["key"]
+            value = (form_data.get(f"s{number}-{key}") or "")[:VALUE_MAX]
+            entry = {"value": value}
+            fallback = (form_data.get(f"s{number}-{key}-fallback") or "")[:VALUE_MAX]
+            if fallback:
+                entry["fallback"] = fallback
+            data[key] = entry
+        steps.append(data)
+    return steps
+
+
+def _default_values(template: MessageTemplate) -> list[dict[str, dict[str, str]]]:
+    return [
+        {spec["key"]: {"value": spec.get("default") or ""} for spec in template.keyword_specs}
+        for _ in range(reminders.MAX_STEPS)
+    ]
+
+
+def _page(form: ReminderForm, template, templates, values_, status: int = 200, **extra):
+    context = {
+        "form": form,
+        "template": template,
+        "templates": templates,
+        "step_values": values_,
+        "errors": extra.pop("errors", {}),
+        "timezone": current_app.config.get("TIMEZONE") or "Asia/Shanghai",
+        **extra,
+    }
+    return make_response(render_template("campaigns/reminder_new.html", **context), status)
+
+
+def _apply_error(form: ReminderForm, error: services.CampaignError, template) -> tuple[dict, str | None]:
+    """The service's refusal next to its field: ``errors`` keyed ``s<n>-<key>`` for keyword values; the
+    sentence when no field shows it."""
+    field = error.field or ""
+    labels = {spec["key"]: spec.get("label") or spec["key"] for spec in template.keyword_specs}
+    step = STEP_FIELD_RE.match(field)
+    if step:
+        number = int(step.group(1)) + 1
+        if step.group(2) == "data" and step.group(3):
+            key = step.group(3)
+            words = error_words(services.CampaignError(422, error.code, error.message, f"data.{key}"), labels)
+            return {f"s{number}-{key}": words}, None
+        if step.group(2) == "offset_days" and 1 <= number <= reminders.MAX_STEPS:
+            target = form.offsets()[number - 1]
+            target.errors = [*target.errors, _("Give each step its own day, -365 to 365.")]
+            return {}, None
+    if field == "reminder.steps":
+        return {}, _("Give one to three steps: a number of days from the date for each.")
+    if field == "reminder.attribute":
+        form.attribute.errors = [*form.attribute.errors, _("Choose a declared date attribute.")]
+        return {}, None
+    if field == "reminder.time":
+        form.send_time.errors = [*form.send_time.errors, _("Give the time of day to send at.")]
+        return {}, None
+    return {}, error_words(error, labels)
+
+
+@bp.route("/reminders/new", methods=("GET", "POST"))
+@requires(Role.marketer)
+def new_reminder():
+    form = ReminderForm()
+    templates = _templates()
+    chosen = request.values.get("template_id")
+    template = next((t for t in templates if t.template_id == chosen), templates[0] if templates else None)
+    form.segment_id.choices = [SelectChoice(0, _("All users with the date"))] + [
+        SelectChoice(s.id, s.name) for s in db.session.scalars(sa.select(Segment).order_by(Segment.name))
+    ]
+    form.attribute.choices = [
+        SelectChoice(a.key, f"{a.label} · {a.key}") for a in reminders.date_attributes()
+    ]
+    if template is None:
+        return _page(
+            form,
+            None,
+            templates,
+            [],
+            problem=_("No template can be used: add or enable one in Templates first."),
+        )
+    if not form.attribute.choices:
+        return _page(
+            form,
+            template,
+            templates,
+            [],
+            problem=_("No date attribute is declared: declare one in Settings → User attributes first."),
+        )
+    if request.method == "GET":
+        form.template_id.data = template.template_id
+        if form.send_time.data is None:
+            from datetime import time
+
+            form.send_time.data = time(9, 0)
+        for field, offset in zip(form.offsets(), DEFAULT_OFFSETS, strict=True):
+            field.data = offset
+        return _page(form, template, templates, _default_values(template))
+    typed = _step_values(template, request.form)
+    if not form.validate():
+        return _page(form, template, templates, typed, status=422)
+    steps = [
+        {"offset_days": field.data, "data": typed[index]}
+        for index, field in enumerate(form.offsets())
+        if field.data is not None
+    ]
+    fields = {
+        "name": form.name.data.strip(),
+        "template_id": template.template_id,
+        "segment_id": form.segment_id.data or None,
+        "reminder": {
+            "attribute": form.attribute.data,
+            "time": form.send_time.data.strftime("%H:%M"),
+            "steps": steps,
+        },
+    }
+    try:
+        campaign = services.create_campaign(fields, created_by_id=current_user.id)
+    except services.CampaignError as error:
+        db.session.rollback()
+        # The service numbers the steps given; the form's fields are numbered 1 to 3 with blanks skipped.
+        numbers = [index for index, field in enumerate(form.offsets()) if field.data is not None]
+        step = STEP_FIELD_RE.match(error.field or "")
+        if step and int(step.group(1)) < len(numbers):
+            real = numbers[int(step.group(1))]
+            error.field = (error.field or "").replace(f"[{step.group(1)}]", f"[{real}]", 1)
+        errors, problem = _apply_error(form, error, template)
+        return _page(form, template, templates, typed, status=422, errors=errors, problem=problem)
+    record("campaign.created", campaign, template_id=campaign.template_id, segment_id=campaign.segment_id)
+    db.session.commit()
+    flash(_("Reminder saved. Launch it to start sending every day."), "success")
+    return redirect(url_for("campaigns.detail", campaign_id=campaign.id))

@@ -1,0 +1,49 @@
+"""A date reminder's page: its steps, its runs and the forecast of the next 14 days, in Chinese and English,
+and the CSV of the users to prompt."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from tests.campaigns.helpers import granted_users
+from tests.campaigns.test_reminders import declare, launched_reminder, set_dates
+from tests.dispatch.helpers import add_user
+
+
+def test_the_reminder_page_shows_its_steps_and_forecast_and_exports_who_to_prompt(
+    app, client, auth, sandbox, template
+):
+    from dashboard.extensions import db
+
+    declare(app)
+    zone = ZoneInfo(app.config["TIMEZONE"])
+    today = datetime.now(zone).date()
+    held, lacking = sandbox.openids_all()[:2]
+    granted_users(app, sandbox, template, [held])
+    with app.app_context():
+        add_user(lacking)
+        db.session.commit()
+    in_three = (today + timedelta(days=3)).isoformat()
+    set_dates(app, {held: in_three, lacking: in_three})
+    parent_id = launched_reminder(app, template, now=datetime.now(zone))
+    auth.login("viewer")
+    page = client.get(f"/campaigns/{parent_id}")
+    text = page.get_data(as_text=True)
+    assert page.status_code == 200
+    assert 'id="reminder-steps"' in text and 'id="reminder-forecast"' in text and 'id="campaign-runs"' in text
+    assert "7 天前" in text and "1 天前" in text and "当天" in text
+    # Three days before the date the -7 step is past; the -1 step is due in 2 days and on-the-day in 3.
+    assert f'data-day="{(today + timedelta(days=2)).isoformat()}" data-step="1"' in text
+    assert f'data-day="{(today + timedelta(days=3)).isoformat()}" data-step="2"' in text
+    # held's one credit goes on the step the day before: on the day it must grant again.
+    assert "到期：4 · 当前有订阅次数：1 · 需重新授权：3" in text
+    client.post("/language/en", data={"next": "/"})
+    english = client.get(f"/campaigns/{parent_id}").get_data(as_text=True)
+    assert "7 days before" in english and "On the day" in english and "Must grant again" in english
+    exported = client.get(f"/campaigns/{parent_id}/reminder-forecast.csv")
+    assert exported.status_code == 200 and exported.mimetype == "text/csv"
+    lines = exported.get_data(as_text=True).lstrip("\ufeff").splitlines()
+    assert lines[0] == "openid,unionid,nickname,date,reason"
+    assert lines[1:] == [f"{held},,,{in_three},too_few_credits", f"{lacking},,,{in_three},no_credit"]
+    assert client.get("/campaigns/999/reminder-forecast.csv").status_code == 404

@@ -25,6 +25,7 @@ from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
+from markupsafe import Markup
 from wtforms import SelectChoice
 
 from ..access import requires
@@ -192,6 +193,20 @@ def _refusal(campaign: Campaign | None) -> str | None:
     return None
 
 
+def _not_for_reminders(campaign: Campaign):
+    """A date reminder is set up on its own form (``reminder_form``): this module's pages (edit, copy, dry
+    run, test send) know one set of values and a segment, not steps, so they refuse it and say where to go."""
+    if not campaign.is_reminder:
+        return None
+    message = _(
+        "A date reminder is not edited, copied, dry-run or test-sent here: its steps are on its page."
+    )
+    if is_htmx():
+        return Markup('<p class="error" role="alert">%s</p>') % message
+    flash(message, "error")
+    return redirect(url_for("campaigns.detail", campaign_id=campaign.id), 303)
+
+
 def _page(form: ComposeForm, campaign: Campaign | None, templates, entries, status: int = 200, **extra):
     template = _template(form.template_id.data, templates)
     segment = db.session.get(Segment, form.segment_id.data) if form.segment_id.data else None
@@ -302,6 +317,8 @@ def new():
 @requires(Role.marketer)
 def edit(campaign_id: int):
     campaign = db.get_or_404(Campaign, campaign_id)
+    if (refused := _not_for_reminders(campaign)) is not None:
+        return refused
     if request.method == "POST":
         form = ComposeForm()
         if campaign.state != S.draft:
@@ -408,6 +425,8 @@ def preview(campaign_id: int | None):
 def dry_run_view(campaign_id: int):
     """Every user the segment holds now, filled as a launch now would fill them (htmx fragment)."""
     campaign = db.get_or_404(Campaign, campaign_id)
+    if (refused := _not_for_reminders(campaign)) is not None:
+        return refused
     template = db.session.scalar(
         sa.select(MessageTemplate).where(MessageTemplate.template_id == campaign.template_id)
     )
@@ -465,6 +484,8 @@ def _test_send_context(campaign: Campaign, **extra: Any) -> dict[str, Any]:
 def test_send(campaign_id: int):
     """GET: the form (openids typed or picked from the sample); POST: send to at most five users now."""
     campaign = db.get_or_404(Campaign, campaign_id)
+    if (refused := _not_for_reminders(campaign)) is not None:
+        return refused
     if request.method == "GET":
         return render_template("campaigns/_test_send.html", **_test_send_context(campaign))
     form = EmptyForm()
@@ -507,6 +528,8 @@ def test_send(campaign_id: int):
 @requires(Role.marketer)
 def duplicate(campaign_id: int):
     campaign = db.get_or_404(Campaign, campaign_id)
+    if (refused := _not_for_reminders(campaign)) is not None:
+        return refused
     if not EmptyForm().validate_on_submit():
         abort(400)
     try:

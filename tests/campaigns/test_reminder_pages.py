@@ -47,3 +47,32 @@ def test_the_reminder_page_shows_its_steps_and_forecast_and_exports_who_to_promp
     assert lines[0] == "openid,unionid,nickname,date,reason"
     assert lines[1:] == [f"{held},,,{in_three},too_few_credits", f"{lacking},,,{in_three},no_credit"]
     assert client.get("/campaigns/999/reminder-forecast.csv").status_code == 404
+
+
+def test_the_one_off_compose_pages_refuse_a_reminder_and_change_nothing(app, client, auth, sandbox, template):
+    from dashboard.extensions import db
+    from dashboard.models.campaign import Campaign
+
+    declare(app)
+    zone = ZoneInfo(app.config["TIMEZONE"])
+    parent_id = launched_reminder(app, template, now=datetime.now(zone))
+    with app.app_context():
+        before = db.session.get(Campaign, parent_id)
+        schedule, reminder, count = before.schedule, before.reminder, db.session.query(Campaign).count()
+    auth.login("marketer")
+    for method, path in (
+        ("get", "edit"),
+        ("post", "edit"),
+        ("post", "duplicate"),
+        ("post", "dry-run"),
+        ("post", "test-send"),
+    ):
+        answer = getattr(client, method)(f"/campaigns/{parent_id}/{path}", data={"name": "x", "openids": "o"})
+        assert answer.status_code == 303, (method, path)
+        assert answer.headers["Location"].endswith(f"/campaigns/{parent_id}")
+    fragment = client.post(f"/campaigns/{parent_id}/dry-run", headers={"HX-Request": "true"})
+    assert fragment.status_code == 200 and "日期提醒不在这里编辑" in fragment.get_data(as_text=True)
+    with app.app_context():
+        after = db.session.get(Campaign, parent_id)
+        assert (after.schedule, after.reminder) == (schedule, reminder)
+        assert db.session.query(Campaign).count() == count

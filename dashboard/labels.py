@@ -56,6 +56,7 @@ SKIP_REASON_LABELS = {
     "budget": _l("Credit kept for transactional sends"),
     "invalid_value": _l("A value breaks its keyword rule"),
     "cancelled": _l("Campaign cancelled"),
+    "frequency_cap": _l("Frequency cap reached"),
 }
 # Why a delivery's outcome is unknown.
 UNKNOWN_REASON_LABELS = {

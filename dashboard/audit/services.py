@@ -260,6 +260,8 @@ DETAIL_LABELS: dict[str, Any] = {
     "rows": _l("Rows"),
     "rate_per_second": _l("Messages per second"),
     "concurrency": _l("Requests in flight per worker"),
+    "frequency_cap_messages": _l("Campaign messages per user"),
+    "frequency_cap_days": _l("Window in days"),
 }
 LOGIN_REASON_LABELS: dict[str, Any] = {
     "password": _l("wrong password"),

@@ -15,7 +15,9 @@ from ..models import Delivery, DeliveryState, DispatchState, utcnow
 from ..models.dispatch import DISPATCH_STATE_ID
 from ..set_writes import one_of
 from .campaign_gate import load_gate, not_held
-from .credits import reserve_or_skip
+from .credits import mark_skipped, reserve_or_skip
+from .frequency_cap import REASON as FREQUENCY_CAP
+from .frequency_cap import Verdict, count_window
 from .ledger import CreditLedger, ReservationRequest
 from .write_lock import write_transaction
 
@@ -104,9 +106,11 @@ def claim_due(
 ) -> ClaimBatch:
     """Claim up to ``limit`` due rows, at most one per openid and none for an openid already in flight.
 
-    Rows whose credit cannot be reserved become ``skipped`` with the ledger's reason. ``start``: the
-    claimed rows go out as soon as this commits, so the claim also records their start; without it
-    they are claimed ahead and must go through ``start_claims`` before any byte of them leaves.
+    Campaign rows of a user at the frequency cap become ``skipped`` with ``frequency_cap`` before any
+    credit is asked for (``frequency_cap``); rows whose credit cannot be reserved, ``skipped`` with the
+    ledger's reason. ``start``: the claimed rows go out as soon as this commits, so the claim also
+    records their start; without it they are claimed ahead and must go through ``start_claims`` before
+    any byte of them leaves.
     """
     now = now or utcnow()
     t = Delivery.__table__.c
@@ -153,17 +157,30 @@ def claim_due(
             )
         )
         candidates.sort(key=lambda row: row.id)
-        rows, seen = [], set()
+        # The frequency cap: one count for the candidates' users, before any credit is reserved.
+        cap = count_window(session, state, candidates, now)
+        rows, seen, capped = [], set(), {}
         for row in candidates:
-            if row.openid not in seen and gate.admits(row.campaign_id):
+            if row.openid in seen:
+                continue
+            verdict = cap.verdict(row) if cap is not None else Verdict.send
+            if verdict == Verdict.capped:
+                capped[row.id] = FREQUENCY_CAP  # no token, no campaign rate, no credit: it is not sent
+                continue
+            if verdict == Verdict.wait:
+                continue
+            if gate.admits(row.campaign_id):
                 seen.add(row.openid)
                 rows.append(row)
+                if cap is not None:
+                    cap.take(row)
                 if len(rows) == budget:
                     break
         state.tokens += budget - len(rows)  # give back what we could not use
         gate.spend(session, now)
+        mark_skipped(session, capped, now)
         if not rows:
-            return ClaimBatch([], rate_limited=gate.rate_held)
+            return ClaimBatch([], skipped=len(capped), rate_limited=gate.rate_held)
         # The rows the ledger refuses are skipped here, the same way a test send is (``credits``).
         skipped = reserve_or_skip(
             session,
@@ -202,7 +219,7 @@ def claim_due(
                     updated_at=now,
                 )
             )
-        return ClaimBatch(claims, skipped=len(skipped))
+        return ClaimBatch(claims, skipped=len(skipped) + len(capped))
 
 
 def start_claims(

@@ -38,11 +38,16 @@ def reserve_or_skip(
         return {}
     verdicts = ledger.reserve(session, requests)  # type: ignore[arg-type]
     refused = {r.delivery_id: reason for r in requests if (reason := verdicts.get(r.delivery_id))}
+    mark_skipped(session, refused, now)
+    return refused
+
+
+def mark_skipped(session: Session | scoped_session, reasons: dict[int, str], now: datetime) -> None:
+    """Make these rows ``skipped`` with their reason (the ledger's, or the claim's ``frequency_cap``)."""
     _MARK_SKIPPED.execute(
         session,
         [
             {"b_id": delivery_id, "b_state": DeliveryState.skipped, "b_reason": reason, "b_now": now}
-            for delivery_id, reason in refused.items()
+            for delivery_id, reason in reasons.items()
         ],
     )
-    return refused

@@ -1,4 +1,5 @@
-"""The operator's sending limits (rate, concurrency) and the global pause, as the settings page edits them."""
+"""The operator's sending limits (rate, concurrency, the frequency cap) and the global pause, as the settings
+page edits them."""
 
 from __future__ import annotations
 
@@ -31,6 +32,22 @@ def update_limits(rate_per_second: int, concurrency: int) -> DispatchState:
     if state.concurrency != concurrency:
         changes["concurrency"] = [state.concurrency, concurrency]
         state.concurrency = concurrency
+    if changes:
+        record("sending_limits.updated", target_type="dispatch_state", target_id="1", **changes)
+    return state
+
+
+def update_frequency_cap(messages: int, days: int) -> DispatchState:
+    """At most ``messages`` campaign messages per user in any ``days`` days (0 messages: no cap). The caller
+    commits. The next claim counts with the new values (``frequency_cap``)."""
+    state = load_dispatch_state(db.session, lock=True)
+    changes = {}
+    if state.frequency_cap_messages != messages:
+        changes["frequency_cap_messages"] = [state.frequency_cap_messages, messages]
+        state.frequency_cap_messages = messages
+    if state.frequency_cap_days != days:
+        changes["frequency_cap_days"] = [state.frequency_cap_days, days]
+        state.frequency_cap_days = days
     if changes:
         record("sending_limits.updated", target_type="dispatch_state", target_id="1", **changes)
     return state

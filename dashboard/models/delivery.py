@@ -10,7 +10,7 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Enum, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Enum, ForeignKey, Index, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import db
@@ -44,6 +44,12 @@ class DeliverySource(enum.StrEnum):
     test = "test"
 
 
+# The rows the frequency cap counts (and its partial index holds): campaign messages sent, maybe sent
+# (unknown) or in flight. Written once, so the count's WHERE repeats the index's predicate word for word
+# (SQLite uses a partial index only then).
+FREQUENCY_CAP_ROWS = "campaign_id IS NOT NULL AND state IN ('sending', 'sent', 'unknown')"
+
+
 def _enum(kind: type[enum.Enum], length: int = 16) -> Enum:
     return Enum(kind, native_enum=False, length=length, validate_strings=True)
 
@@ -60,6 +66,15 @@ class Delivery(db.Model):
         Index("ix_delivery_created_at", "created_at"),
         # A campaign's open count is read from the index alone.
         Index("ix_delivery_campaign_opened", "campaign_id", "opened_at"),
+        # The frequency cap's count at claim time (``dispatch.frequency_cap``): a user's campaign messages
+        # that were or may have been sent. Partial, so it holds only those rows, not every skipped one.
+        Index(
+            "ix_delivery_frequency_cap",
+            "user_id",
+            "sent_at",
+            sqlite_where=text(FREQUENCY_CAP_ROWS),
+            postgresql_where=text(FREQUENCY_CAP_ROWS),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

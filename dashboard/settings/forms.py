@@ -3,6 +3,7 @@ from flask_wtf import FlaskForm
 from wtforms import IntegerField
 from wtforms.validators import InputRequired, NumberRange
 
+from ..dispatch.frequency_cap import MAX_DAYS, MAX_MESSAGES
 from ..dispatch.limits import MAX_CONCURRENCY, MAX_RATE
 
 
@@ -13,4 +14,13 @@ class SendingLimitsForm(FlaskForm):
     )
     concurrency = IntegerField(
         _l("Requests in flight per worker"), validators=[InputRequired(), NumberRange(1, MAX_CONCURRENCY)]
+    )
+
+
+class FrequencyCapForm(FlaskForm):
+    frequency_cap_messages = IntegerField(
+        _l("Campaign messages per user"), validators=[InputRequired(), NumberRange(0, MAX_MESSAGES)]
+    )
+    frequency_cap_days = IntegerField(
+        _l("Window in days"), validators=[InputRequired(), NumberRange(1, MAX_DAYS)]
     )

@@ -12,7 +12,7 @@ from ..forms import EmptyForm
 from ..labels import grant_source_label
 from ..models import Role
 from ..wechat.check import run_check, run_oa_check
-from .forms import SendingLimitsForm
+from .forms import FrequencyCapForm, SendingLimitsForm
 
 bp = Blueprint("settings", __name__)
 
@@ -33,11 +33,17 @@ def shown_in_words(name: str, shown: str) -> str:
     return shown
 
 
-def _page(limits_form: SendingLimitsForm | None = None):
+def _page(limits_form: SendingLimitsForm | None = None, cap_form: FrequencyCapForm | None = None):
     state = limits.current_limits()
     if limits_form is None:
         limits_form = SendingLimitsForm(
             formdata=None, rate_per_second=state.rate_per_second, concurrency=state.concurrency
+        )
+    if cap_form is None:
+        cap_form = FrequencyCapForm(
+            formdata=None,
+            frequency_cap_messages=state.frequency_cap_messages,
+            frequency_cap_days=state.frequency_cap_days,
         )
     return render_template(
         "settings/index.html",
@@ -46,6 +52,7 @@ def _page(limits_form: SendingLimitsForm | None = None):
         ],
         check=None,
         limits_form=limits_form,
+        cap_form=cap_form,
         dispatch_state=state,
         resume_form=EmptyForm(),
     )
@@ -66,6 +73,18 @@ def sending_limits():
     limits.update_limits(form.rate_per_second.data, form.concurrency.data)
     db.session.commit()
     flash(_("Sending limits saved."), "success")
+    return redirect(url_for(".index"))
+
+
+@bp.route("/frequency-cap", methods=("POST",))
+@requires(Role.admin)
+def frequency_cap():
+    form = FrequencyCapForm()
+    if not form.validate_on_submit():
+        return _page(cap_form=form)
+    limits.update_frequency_cap(form.frequency_cap_messages.data, form.frequency_cap_days.data)
+    db.session.commit()
+    flash(_("Frequency cap saved."), "success")
     return redirect(url_for(".index"))
 
 

@@ -190,7 +190,7 @@ def snapshot(run: Campaign, now: datetime) -> int:
     """The run's recipients as delivery rows (see the module's text); the number of rows. Runs inside
     ``services.start``'s transaction."""
     from ..deliveries.opens import sql_open_token, tracked_page_prefix
-    from .services import _template, _write_filled, check_sources
+    from .services import _template, check_sources
 
     template = _template(run.template_id)
     reminder = run.reminder or {}
@@ -255,20 +255,19 @@ def snapshot(run: Campaign, now: datetime) -> int:
         columns["open_token"] = r.token
     db.session.execute(sa.insert(t).from_select(list(columns), sa.select(*columns.values())))
     for index, step_sources in enumerate(sources):
-        _fill_step(run.id, index, step_sources, _write_filled)
+        _fill_step(run.id, index, step_sources)
     return int(
         db.session.scalar(sa.select(sa.func.count()).select_from(t).where(t.c.campaign_id == run.id)) or 0
     )
 
 
-def _fill_step(run_id: int, step: int, sources: list[values.KeywordSource], write) -> None:
+def _fill_step(run_id: int, step: int, sources: list[values.KeywordSource]) -> None:
     """The step's values on its rows: one UPDATE when they are the same for everyone, else per window of
-    ``services.SNAPSHOT_BATCH`` rows (``services._write_filled``: a refused value skips the row)."""
-    from .services import SNAPSHOT_BATCH
+    ``services.SNAPSHOT_BATCH`` rows (``services.fill_windows``: a refused value skips the row)."""
+    from .services import fill_windows
 
     t = Delivery.__table__
     sent = ReminderSent.__table__
-    user = WechatUser.__table__.c
     mine = [
         t.c.campaign_id == run_id,
         t.c.user_id.in_(sa.select(sent.c.user_id).where(sent.c.run_id == run_id, sent.c.step == step)),
@@ -276,24 +275,7 @@ def _fill_step(run_id: int, step: int, sources: list[values.KeywordSource], writ
     if values.constant(sources):
         db.session.execute(sa.update(t).where(*mine).values(data=values.fill(sources, {})))
         return
-    low, high = db.session.execute(sa.select(sa.func.min(t.c.id), sa.func.max(t.c.id)).where(*mine)).one()
-    if low is None:
-        return
-    for window in range(low, high + 1, SNAPSHOT_BATCH):
-        rows = db.session.execute(
-            sa.select(t.c.id, user.openid, user.unionid, user.nickname, user.attributes)
-            .join(WechatUser.__table__, user.id == t.c.user_id)
-            .where(*mine, t.c.id >= window, t.c.id < window + SNAPSHOT_BATCH)
-        ).all()
-        filled: list[tuple[int, dict[str, str]]] = []
-        refused: list[int] = []
-        for row in rows:
-            data = values.fill(sources, row._mapping)
-            if isinstance(data, str):
-                refused.append(row.id)
-            else:
-                filled.append((row.id, data))
-        write(filled, refused)
+    fill_windows(mine, sources)
 
 
 # -- the forecast --------------------------------------------------------------------------------------

@@ -444,7 +444,6 @@ def _fill(campaign_id: int, sources: list[values.KeywordSource], *, only_unsent:
     ``only_unsent``: only rows still waiting (pending, retry_wait), for an edit while paused.
     """
     t = Delivery.__table__
-    user = WechatUser.__table__.c
     waiting = [DeliveryState.pending.value, DeliveryState.retry_wait.value]
     if only_unsent and values.constant(sources):
         constant = values.fill(sources, {})
@@ -457,6 +456,14 @@ def _fill(campaign_id: int, sources: list[values.KeywordSource], *, only_unsent:
     mine = [t.c.campaign_id == campaign_id]
     if only_unsent:
         mine.append(t.c.state.in_(waiting))
+    fill_windows(mine, sources)
+
+
+def fill_windows(mine: list, sources: list[values.KeywordSource]) -> None:
+    """Each delivery row matching ``mine`` filled for its user, window by window of ids; a value its
+    rule refuses skips that row (``_write_filled``). Shared by campaign snapshots and reminder steps."""
+    t = Delivery.__table__
+    user = WechatUser.__table__.c
     # Windows of ids, not "id > last ORDER BY id LIMIT n": right after the snapshot the planner has no
     # statistics for the new rows and would sort the whole campaign for every batch.
     low, high = db.session.execute(sa.select(sa.func.min(t.c.id), sa.func.max(t.c.id)).where(*mine)).one()

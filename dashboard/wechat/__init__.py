@@ -33,12 +33,18 @@ def get_client(app: Flask | None = None) -> WeChatClient:
 
 
 def _build(app: Flask) -> WeChatClient:
+    return build_client(app, WeChatClient, app.config.get("WECHAT_APPID"), app.config.get("WECHAT_SECRET"))
+
+
+def build_client(app: Flask, cls: type, appid: str | None, secret: str | None):
+    """A ``cls`` client for one account (the mini-program's, or the Official Account's), with the app's
+    base URL and timeouts and the shared token service keyed by its AppID."""
     from .token import token_service_for
 
     config = app.config
-    client = WeChatClient(
-        config.get("WECHAT_APPID"),
-        config.get("WECHAT_SECRET"),
+    client = cls(
+        appid,
+        secret,
         config.get("WECHAT_API_BASE") or "https://api.weixin.qq.com",
         connect_timeout=float(config.get("WECHAT_CONNECT_TIMEOUT", 3.05)),
         read_timeout=float(config.get("WECHAT_READ_TIMEOUT", 10.0)),

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import re
 import threading
-import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -232,17 +231,10 @@ def get_oa_client(app: Flask | None = None) -> OfficialAccountClient:
 
 
 def _build(app: Flask) -> OfficialAccountClient:
-    from .token import token_service_for
+    from . import build_client
 
+    # The same shared token service as the mini-program's, keyed by the OA's AppID.
     config = app.config
-    client = OfficialAccountClient(
-        config.get("WECHAT_OA_APPID"),
-        config.get("WECHAT_OA_SECRET"),
-        config.get("WECHAT_API_BASE") or "https://api.weixin.qq.com",
-        connect_timeout=float(config.get("WECHAT_CONNECT_TIMEOUT", 3.05)),
-        read_timeout=float(config.get("WECHAT_READ_TIMEOUT", 10.0)),
+    return build_client(
+        app, OfficialAccountClient, config.get("WECHAT_OA_APPID"), config.get("WECHAT_OA_SECRET")
     )
-    # The same shared service as the mini-program's, keyed by the OA's AppID.
-    client.tokens = token_service_for(app, client.stable_token, client.appid)
-    weakref.finalize(app, client.close)
-    return client

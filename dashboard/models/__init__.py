@@ -9,7 +9,7 @@ import pkgutil
 from .api_key import ApiKey
 from .audience import UserAttributeValue, UserTag, WechatUser
 from .audit import AuditEvent
-from .delivery import Delivery, DeliveryAttempt, DeliverySource, DeliveryState
+from .delivery import Channel, Delivery, DeliveryAttempt, DeliverySource, DeliveryState
 from .dispatch import DispatchState
 from .operator import Operator, Role
 from .push_nonce import PushNonce
@@ -25,6 +25,7 @@ __all__ = [
     "AccessTokenCache",
     "ApiKey",
     "AuditEvent",
+    "Channel",
     "Delivery",
     "DeliveryAttempt",
     "DeliverySource",

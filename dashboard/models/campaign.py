@@ -95,6 +95,13 @@ class Campaign(db.Model):
     page: Mapped[str | None] = mapped_column(String(512))
     miniprogram_state: Mapped[str] = mapped_column(String(16), default="formal")
     lang: Mapped[str] = mapped_column(String(8), default="zh_CN")
+    # The channel its deliveries ask for (``models.delivery.Channel``): the subscribe message (default), the
+    # Official Account's template message, or the subscribe message with the OA as the fallback. The OA
+    # template and its values in the form of ``data`` (per key a value or ``{{user.*}}`` and a fallback);
+    # its card opens ``page`` in the mini-program.
+    channel: Mapped[str] = mapped_column(String(24), default="mp_subscribe", server_default="mp_subscribe")
+    oa_template_id: Mapped[str | None] = mapped_column(String(64))
+    oa_data: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
 
     state: Mapped[CampaignState] = mapped_column(
         Enum(CampaignState, native_enum=False, length=16, validate_strings=True), default=CampaignState.draft

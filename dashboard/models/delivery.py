@@ -38,6 +38,25 @@ FINAL_STATES = frozenset(
 )
 
 
+class Channel(enum.StrEnum):
+    """How a delivery reaches its user (issue 15; ``docs``: the README's Channels section).
+
+    ``mp_subscribe``: the mini-program's subscribe message, spending a credit of the grant ledger (the
+    default, and the only channel before the Official Account); ``oa_template``: the linked Official
+    Account's template message, to a follower (no credit; the user must follow); ``mp_subscribe_or_oa``:
+    a subscribe credit when the user holds one, else the Official Account when they follow, else skipped
+    ``no_channel``. A delivery's ``channel_used`` is one of the first two, chosen when it is claimed.
+    """
+
+    mp_subscribe = "mp_subscribe"
+    oa_template = "oa_template"
+    mp_subscribe_or_oa = "mp_subscribe_or_oa"
+
+
+# The channels a message can actually go out on (``Delivery.channel_used``).
+SENDING_CHANNELS = (Channel.mp_subscribe, Channel.oa_template)
+
+
 class DeliverySource(enum.StrEnum):
     campaign = "campaign"
     api = "api"
@@ -94,6 +113,20 @@ class Delivery(db.Model):
     page: Mapped[str | None] = mapped_column(String(512))
     miniprogram_state: Mapped[str] = mapped_column(String(16), default="formal")
     lang: Mapped[str] = mapped_column(String(8), default="zh_CN")
+
+    # Which channel was asked for (``Channel``), and which one the claim chose (NULL until then, and for a
+    # row skipped before a channel was chosen). ``mp_subscribe`` rows are today's subscribe messages.
+    channel: Mapped[str] = mapped_column(
+        String(24), default=Channel.mp_subscribe.value, server_default="mp_subscribe"
+    )
+    channel_used: Mapped[str | None] = mapped_column(String(16))
+    # The Official Account message: the follower's openid it goes to (the OA's, another id than ``openid``;
+    # chosen at claim through the unionid, or given for a follower with no mini-program user), the OA
+    # template, its values ({key: value}) and the mini-program page a tap opens when not ``page``.
+    oa_openid: Mapped[str | None] = mapped_column(String(64))
+    oa_template_id: Mapped[str | None] = mapped_column(String(64))
+    oa_data: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
+    oa_pagepath: Mapped[str | None] = mapped_column(String(512))
 
     state: Mapped[DeliveryState] = mapped_column(_enum(DeliveryState), default=DeliveryState.pending)
     # Fencing token: each claim increments it, and a result is written only by the attempt holding it.

@@ -1,0 +1,19 @@
+"""issue 15 (channels), placeholder for a helper's schema change
+
+Revision ID: 0029
+Revises: 0028
+Create Date: 2026-12-02 19:00:00
+"""
+
+revision = "0029"
+down_revision = "0028"
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    pass
+
+
+def downgrade():
+    pass

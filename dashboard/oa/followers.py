@@ -264,3 +264,32 @@ def follower_counts() -> dict[str, int]:
         or 0
     )
     return {"following": following, "known": known, "joined": joined_count}
+
+
+def following_openids(user_ids: Iterable[int], session=None) -> dict[int, str]:
+    """For mini-program users, the Official Account openid of the follower who is the same person and
+    follows now (same unionid); users who do not follow are absent. One query for a batch: the engine's
+    claim (in its own ``session``), the send API's check and the reach counts all ask this
+    (``dispatch.channels``)."""
+    ids = sorted(set(user_ids))
+    if not ids:
+        return {}
+    rows = (session or db.session).execute(
+        select(WechatUser.id, OaFollower.openid)
+        .join(OaFollower, OaFollower.unionid == WechatUser.unionid)
+        .where(WechatUser.id.in_(ids), WechatUser.unionid.is_not(None), OaFollower.following.is_(True))
+        .order_by(WechatUser.id, OaFollower.id.desc())
+    ).all()
+    found: dict[int, str] = {}
+    for user_id, openid in rows:
+        found.setdefault(user_id, openid)  # two following openids for one unionid: the newest row
+    return found
+
+
+def follows_now(oa_openid: str) -> bool:
+    """Whether this Official Account openid follows now (a follower with no mini-program user)."""
+    return bool(
+        db.session.scalar(
+            select(sa.func.count()).where(OaFollower.openid == oa_openid, OaFollower.following.is_(True))
+        )
+    )

@@ -6,10 +6,12 @@ Functions add to the session; the view commits once.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import sqlalchemy as sa
 from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -26,6 +28,7 @@ from ..wechat import get_client
 from ..wechat.errors import ErrorCategory, WeChatError
 from .errors import ApiError
 from .idempotency import is_replay
+from .tokens import TokenUser
 from .validation import GrantReportBody, SettingsBody
 
 log = logging.getLogger(__name__)
@@ -92,7 +95,9 @@ class ReportPlan:
     answers: grant_reports.AnswerPlan
 
 
-def plan_report(user: WechatUser, report: GrantReportBody, body_digest: str, key: str | None) -> ReportPlan:
+def plan_report(
+    user: WechatUser | TokenUser, report: GrantReportBody, body_digest: str, key: str | None
+) -> ReportPlan:
     """The reads of a grant report (the catalog, the balances and pairing candidates); no write."""
     policy = grants.LedgerPolicy.from_config()
     answers = grant_reports.plan_answers(
@@ -122,6 +127,26 @@ def report_writes() -> Iterator[None]:
             raise
 
 
+@functools.cache
+def _insert_report(dialect: str):
+    """The report row, or nothing when the user already used the key. Built once per dialect: building
+    an insert construct costs more than running it (issue 13)."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    table = GrantReport.__table__
+    return (
+        insert(table)
+        .values({name: sa.bindparam(name, type_=table.c[name].type) for name in _REPORT_COLUMNS})
+        .on_conflict_do_nothing(index_elements=["user_id", "idempotency_key"])
+        .returning(table.c.id)
+    )
+
+
+_REPORT_COLUMNS = ("user_id", "idempotency_key", "body_digest", "answers", "scene", "page", "created_at")
+
+
 def write_report(plan: ReportPlan) -> ReportOutcome:
     """Record one forwarded prompt result in the ledger, once per ``Idempotency-Key``.
 
@@ -136,24 +161,17 @@ def write_report(plan: ReportPlan) -> ReportOutcome:
     if not plan.answers.fast:
         return _report_locking(plan)
     report = plan.report
-    table = GrantReport.__table__
-    if db.session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
     report_id = db.session.execute(
-        insert(table)
-        .values(
-            user_id=plan.user_id,
-            idempotency_key=plan.key,
-            body_digest=plan.body_digest,
-            answers=dict(report.answers),
-            scene=report.scene,
-            page=report.page,
-            created_at=utcnow(),
-        )
-        .on_conflict_do_nothing(index_elements=["user_id", "idempotency_key"])
-        .returning(table.c.id)
+        _insert_report(db.session.get_bind().dialect.name),
+        {
+            "user_id": plan.user_id,
+            "idempotency_key": plan.key,
+            "body_digest": plan.body_digest,
+            "answers": dict(report.answers),
+            "scene": report.scene,
+            "page": report.page,
+            "created_at": utcnow(),
+        },
     ).scalar()
     if report_id is None:
         earlier = _earlier_report(plan.user_id, plan.key)
@@ -169,7 +187,7 @@ def write_report(plan: ReportPlan) -> ReportOutcome:
 
 
 def report_grants(
-    user: WechatUser, report: GrantReportBody, body_digest: str, key: str | None
+    user: WechatUser | TokenUser, report: GrantReportBody, body_digest: str, key: str | None
 ) -> ReportOutcome:
     """``plan_report`` then ``write_report`` (without the writers' queue; the view uses both)."""
     return write_report(plan_report(user, report, body_digest, key))
@@ -234,7 +252,7 @@ def report_settings(user: WechatUser, settings: SettingsBody) -> WechatUser:
     return grants.record_settings(user, settings.main_switch, settings.items)
 
 
-def balance_for_template(user: WechatUser, template_id: str) -> dict:
+def balance_for_template(user: WechatUser | TokenUser, template_id: str) -> dict:
     """One template's balance; a template neither the user nor the catalog knows is a 404.
 
     :raise ApiError: 404 ``unknown_template``.

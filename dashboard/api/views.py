@@ -14,7 +14,6 @@ from ..access import public
 from ..deliveries import opens
 from ..extensions import csrf, db
 from ..grants import services as grants
-from ..models import WechatUser
 from . import services, tokens
 from .errors import ApiError, register_json_errors
 from .openapi import openapi_document
@@ -52,7 +51,7 @@ def limit_requests() -> None:
         raise ApiError(413, "body_too_large", f"The body is larger than {limit} bytes.")
 
 
-def current_mp_user() -> WechatUser:
+def current_mp_user() -> tokens.TokenUser:
     """The token's user, counted against the per-token rate limit."""
     user = tokens.authenticate(request.headers.get("Authorization"))
     verdict = limiter_for(current_app).check(
@@ -129,7 +128,7 @@ def show_grant(template_id: str) -> Response:
 @bp.post("/settings")
 @public
 def report_settings() -> Response:
-    user = current_mp_user()
+    user = current_mp_user().load()
     settings = parse_settings(read_json_object())
     services.report_settings(user, settings)
     db.session.commit()

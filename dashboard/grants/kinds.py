@@ -16,9 +16,12 @@ events (docs/wechat-rules.md, "Grants"):
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy import case, select, update
 from sqlalchemy.orm import Session, scoped_session
 
@@ -48,6 +51,15 @@ def _catalog_model():
     return MessageTemplate
 
 
+@functools.cache
+def _catalog_statement(model: Any, count: int):
+    """The catalog rows of ``count`` template ids, with one named parameter each. Built once per count:
+    an expanding ``IN`` is compiled again at every execution, which cost more than the query (issue 13)."""
+    return select(model.template_id, model.kind, model.title).where(
+        model.template_id.in_([sa.bindparam(f"t{n}") for n in range(count)])
+    )
+
+
 def lookup_templates(
     session: Session | scoped_session, template_ids: Iterable[str]
 ) -> dict[str, TemplateInfo]:
@@ -58,7 +70,7 @@ def lookup_templates(
     if model is None or not wanted:
         return found
     rows = session.execute(
-        select(model.template_id, model.kind, model.title).where(model.template_id.in_(wanted))
+        _catalog_statement(model, len(wanted)), {f"t{n}": template_id for n, template_id in enumerate(wanted)}
     ).all()
     for template_id, kind, title in rows:
         value = getattr(kind, "value", kind)

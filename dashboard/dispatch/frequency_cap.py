@@ -29,7 +29,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from ..models import Delivery, DeliveryState, DispatchState
+from ..models import Delivery, DeliveryState, DispatchState, WechatUser
 from ..models.delivery import FREQUENCY_CAP_ROWS
 from ..set_writes import one_of
 
@@ -81,10 +81,16 @@ def count_window(
         return None
     since = now - timedelta(days=state.frequency_cap_days)
     t = Delivery.__table__.c
-    counted = session.execute(
-        sa.select(t.user_id, sa.func.count())
+    users_table = WechatUser.__table__.c
+    # One count per user, correlated on user_id, driven by the batch's users (at most one batch):
+    # each count walks that user's rows in ix_delivery_frequency_cap. A GROUP BY over
+    # ``user_id IN (…)`` let both planners walk the state index instead, reading every row the
+    # campaigns had sent so far at every claim (issue 13: 98 ms a claim on PostgreSQL at 10,000 sent,
+    # growing with the campaign).
+    messages = (
+        sa.select(sa.func.count())
         .where(
-            one_of(t.user_id, users, session.get_bind().dialect.name),
+            t.user_id == users_table.id,
             sa.text(FREQUENCY_CAP_ROWS),  # word for word the partial index's predicate
             sa.or_(
                 sa.and_(t.sent_at >= since, t.state == DeliveryState.sent.value),
@@ -97,6 +103,11 @@ def count_window(
                 ),
             ),
         )
-        .group_by(t.user_id)
+        .scalar_subquery()
+    )
+    counted = session.execute(
+        sa.select(users_table.id, messages).where(
+            one_of(users_table.id, users, session.get_bind().dialect.name)
+        )
     ).all()
-    return CapCount(limit, {user_id: count for user_id, count in counted})
+    return CapCount(limit, {user_id: count for user_id, count in counted if count})

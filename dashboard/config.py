@@ -150,6 +150,17 @@ def _timezone(env: Mapping[str, str]) -> str:
     return raw
 
 
+def _time_of_day(env: Mapping[str, str], name: str, default: str) -> str | None:
+    """A daily time as ``HH:MM`` (24-hour, in TIMEZONE), or None for ``off``."""
+    raw = (env.get(name) or default).strip()
+    if raw.lower() == "off":
+        return None
+    hour, _, minute = raw.partition(":")
+    if not (hour.isdigit() and minute.isdigit() and len(minute) == 2 and int(hour) < 24 and int(minute) < 60):
+        raise ConfigError(f"{name} must be a time of day such as {default} (24-hour, in TIMEZONE) or off.")
+    return f"{int(hour):02d}:{minute}"
+
+
 def _aes_key(env: Mapping[str, str], name: str = "WECHAT_PUSH_AES_KEY") -> str | None:
     raw = (env.get(name) or "").strip()
     if not raw:
@@ -278,6 +289,9 @@ def load_settings(env: Mapping[str, str], instance_path: Path) -> dict[str, Any]
         # An unknown delivery is settled by WeChat's delivery event (subscribe_msg_sent_event) for the same
         # openid and template whose CreateTime is at most this long after the attempt started.
         "SENT_EVENT_MATCH_SECONDS": env_int(env, "SENT_EVENT_MATCH_SECONDS", 300, minimum=1),
+        # The worker syncs the Official Account's followers once a day at this time (TIMEZONE), when the
+        # Official Account is configured; off = only ``flask sync-followers`` and the OA's events.
+        "OA_FOLLOWER_SYNC_AT": _time_of_day(env, "OA_FOLLOWER_SYNC_AT", "03:30"),
         "SANDBOX_MODE": sandbox_mode,
         "SANDBOX_PORT": sandbox_port,
         # Migrating on start is what makes the embedded default a one-command product.
@@ -359,6 +373,7 @@ def effective_settings(config: Mapping[str, Any]) -> list[tuple[str, str]]:
         "CAMPAIGN_PAUSE_FAILURE_PERCENT",
         "RECURRING_MAX_LATENESS_MINUTES",
         "SENT_EVENT_MATCH_SECONDS",
+        "OA_FOLLOWER_SYNC_AT",
         "AUTO_MIGRATE",
         "LOGIN_MAX_FAILURES",
         "LOGIN_LOCKOUT_MINUTES",

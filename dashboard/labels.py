@@ -57,6 +57,10 @@ SKIP_REASON_LABELS = {
     "invalid_value": _l("A value breaks its keyword rule"),
     "cancelled": _l("Campaign cancelled"),
     "frequency_cap": _l("Frequency cap reached"),
+    # The channel's reasons (``dispatch.channels.choose``).
+    "not_following": _l("Does not follow the Official Account"),
+    "no_channel": _l("No credit, and does not follow the Official Account"),
+    "no_oa_template": _l("No Official Account template given"),
 }
 # Why a delivery's outcome is unknown.
 UNKNOWN_REASON_LABELS = {

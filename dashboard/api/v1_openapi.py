@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..deliveries.send_requests import CHANNELS, SUBSCRIBE_FIELDS
 from ..storable import DB_INT_MAX
 from .errors import ERROR_SCHEMA
 from .validation import IDEMPOTENCY_KEY_RE
@@ -86,10 +87,14 @@ def openapi_document() -> dict[str, Any]:
                         ),
                         "401": _error("Missing, unknown or revoked API key"),
                         "403": _error("The key lacks the send scope"),
-                        "404": _error("unknown_user or unknown_template"),
+                        "404": _error("unknown_user, unknown_template or unknown_oa_template"),
                         "409": _error(
-                            "no_grant, template_removed/disabled/changed, or idempotency_conflict (this "
-                            "Idempotency-Key was used by this API key with a different body)"
+                            "The channel cannot reach the user now: no_grant (mp_subscribe: no live grant "
+                            "for the template), not_following (oa_template: the user does not follow the "
+                            "Official Account), no_channel (mp_subscribe_or_oa: neither). channel_off (the "
+                            "Official Account is not configured), template_removed/disabled/changed, "
+                            "oa_template_removed/changed, or idempotency_conflict (this Idempotency-Key "
+                            "was used by this API key with a different body)"
                         ),
                         "413": _error("Body too large"),
                         "422": _error(
@@ -133,29 +138,93 @@ def openapi_document() -> dict[str, Any]:
                 "SendRequest": {
                     "type": "object",
                     "additionalProperties": False,
-                    "required": ["template"],
-                    "description": "Exactly one of openid and unionid names the user.",
-                    "oneOf": [{"required": ["openid"]}, {"required": ["unionid"]}],
+                    "description": (
+                        "Exactly one of openid and unionid names the user. channel mp_subscribe (the "
+                        "default) sends the subscribe message (template, data); oa_template the Official "
+                        "Account's template message (oa) and no subscribe message; mp_subscribe_or_oa gives "
+                        "both and spends a subscribe credit when the user holds one, else sends the Official "
+                        "Account's message when they follow it."
+                    ),
+                    "allOf": [
+                        {"oneOf": [{"required": ["openid"]}, {"required": ["unionid"]}]},
+                        {
+                            "oneOf": [
+                                {
+                                    "required": ["template"],
+                                    "properties": {"channel": {"const": "mp_subscribe"}, "oa": False},
+                                },
+                                {
+                                    "required": ["channel", "oa"],
+                                    "properties": {
+                                        "channel": {"const": "oa_template"},
+                                        **{name: False for name in SUBSCRIBE_FIELDS},
+                                    },
+                                },
+                                {
+                                    "required": ["channel", "template", "oa"],
+                                    "properties": {"channel": {"const": "mp_subscribe_or_oa"}},
+                                },
+                            ]
+                        },
+                    ],
                     "properties": {
-                        "openid": _text(64),
-                        "unionid": _text(64),
-                        "template": _text(64, "Template ID or scene label"),
+                        "openid": _text(64, "The user's mini-program openid"),
+                        "unionid": _text(
+                            64,
+                            "The user's unionid; on the oa_template channel it may name a follower of the "
+                            "Official Account who has no mini-program user",
+                        ),
+                        "channel": {
+                            "type": "string",
+                            "enum": list(CHANNELS),
+                            "default": "mp_subscribe",
+                            "description": "Which channel may carry the message",
+                        },
+                        "template": _text(64, "The subscribe message's template ID or scene label"),
                         "data": {
                             "type": "object",
                             "description": "Keyword values by name (thing1...), checked by the template's rules",
                             "propertyNames": {"pattern": NO_NUL},
                             "additionalProperties": {"type": "string", "pattern": NO_NUL},
                         },
-                        "page": _text(512),
+                        "page": _text(512, "The mini-program page a tap opens (either channel)"),
                         "miniprogram_state": {"type": "string", "enum": ["developer", "trial", "formal"]},
                         "lang": {"type": "string", "enum": ["zh_CN", "en_US", "zh_HK", "zh_TW"]},
+                        "oa": {"$ref": "#/components/schemas/OaMessage"},
+                    },
+                },
+                "OaMessage": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["template"],
+                    "description": "The Official Account's template message",
+                    "properties": {
+                        "template": _text(64, "The Official Account's template ID"),
+                        "data": {
+                            "type": "object",
+                            "description": (
+                                "Values by key (first, keyword1, remark, thing3...), checked by the Official "
+                                "Account's rules"
+                            ),
+                            "propertyNames": {"pattern": NO_NUL},
+                            "additionalProperties": {"type": "string", "pattern": NO_NUL},
+                        },
+                        "pagepath": _text(512, "The mini-program page the card opens, when it is not page"),
                     },
                 },
                 "Message": {
                     "type": "object",
-                    "required": ["id", "state", "errcode", "errmsg", "msgid"],
+                    "required": ["id", "state", "channel", "errcode", "errmsg", "msgid"],
                     "properties": {
                         "id": {"type": "integer"},
+                        "channel": {
+                            "type": "string",
+                            "enum": list(CHANNELS),
+                            "description": (
+                                "The channel the message went out on (mp_subscribe or oa_template) once "
+                                "a worker chose it; before that, the channel asked for"
+                            ),
+                        },
                         "state": {
                             "type": "string",
                             "enum": [

@@ -7,13 +7,15 @@ and whose message names it.
 
 from __future__ import annotations
 
-from flask import jsonify, request
+from flask import current_app, jsonify, request
 from flask_babel import force_locale
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from ..access import public
 from ..audience import segments as filters
+from ..audience.reach import reach_by_channel
+from ..config import oa_configured
 from ..extensions import db
 from ..models import Segment, utcnow
 from ..models.catalog import MessageTemplate
@@ -65,7 +67,9 @@ def create_segment():
 @bp.route("/segments/<int:segment_id>", methods=("GET",))
 @public
 def get_segment(segment_id: int):
-    """A segment's count now; with ``?template_id=T`` also how many a campaign of T could reach and why not."""
+    """A segment's count now; with ``?template_id=T`` also how many a campaign of T could reach and why not,
+    and ``reach``: how many each channel could message (the Official Account's figures null while that
+    channel is off)."""
     _authenticated("campaigns")
     segment = db.session.get(Segment, segment_id)
     if segment is None:
@@ -81,4 +85,8 @@ def get_segment(segment_id: int):
         raise ApiError(404, "unknown_template", "No template with this template_id in the catalog.")
     reach = filters.reach(segment.filter, template_id, now)
     answer.update(count=reach.total, reachable=reach.reachable, unreachable=reach.unreachable)
+    by_channel = reach_by_channel(segment.filter, template_id, now)
+    if not oa_configured(current_app.config):
+        by_channel.update(oa_template=None, mp_subscribe_or_oa=None)
+    answer["reach"] = by_channel
     return jsonify(answer)

@@ -163,6 +163,31 @@ def segment_schemas() -> dict[str, Any]:
                     "required": list(UNREACHABLE_REASONS),
                     "properties": {reason: {"type": "integer"} for reason in UNREACHABLE_REASONS},
                 },
+                "reach": {"$ref": "#/components/schemas/ChannelReach"},
+            },
+        },
+        "ChannelReach": {
+            "type": "object",
+            "description": (
+                "With template_id: how many of the segment's users each channel could message now, by the "
+                "rule the sends apply. The Official Account's figures are null while that channel is off."
+            ),
+            "required": ["mp_subscribe", "oa_template", "mp_subscribe_or_oa", "segment"],
+            "additionalProperties": False,
+            "properties": {
+                "mp_subscribe": {
+                    "type": "integer",
+                    "description": "Hold a live credit for the template (beyond its credit budget)",
+                },
+                "oa_template": {
+                    "type": ["integer", "null"],
+                    "description": "Follow the Official Account now (joined by unionid)",
+                },
+                "mp_subscribe_or_oa": {
+                    "type": ["integer", "null"],
+                    "description": "Either: the subscribe message when they hold a credit, else the Official Account",
+                },
+                "segment": {"type": "integer", "description": "Users in the segment now"},
             },
         },
     }
@@ -221,7 +246,8 @@ def segment_paths() -> dict[str, Any]:
                         "description": (
                             "Adds reachable (a campaign of this template could message them now: a live "
                             "grant beyond the template's credit budget) and unreachable by reason: "
-                            "main_switch_off, always_reject, no_credit, budget."
+                            "main_switch_off, always_reject, no_credit, budget; and reach, the count per "
+                            "channel (mp_subscribe, oa_template, mp_subscribe_or_oa)."
                         ),
                     },
                 ],

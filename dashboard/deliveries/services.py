@@ -18,10 +18,9 @@ from sqlalchemy import ColumnElement, Select, case, func, or_, select, update
 
 from .. import csv_export
 from ..campaigns import report
-from ..dispatch.claim import Claim
-from ..dispatch.credits import reserve_or_skip
+from ..dispatch.claim import claim_for
+from ..dispatch.credits import RouteRequest, route
 from ..dispatch.finalize import finalize
-from ..dispatch.ledger import ReservationRequest
 from ..dispatch.ledger_adapter import grants_ledger
 from ..dispatch.sender import send_one
 from ..extensions import db
@@ -29,6 +28,7 @@ from ..models import Delivery, DeliverySource, DeliveryState, WechatUser, utcnow
 from ..models.catalog import MessageTemplate
 from ..storable import db_int
 from ..wechat import get_client
+from ..wechat.oa import get_oa_client
 
 
 def create_delivery(
@@ -63,15 +63,18 @@ def create_delivery(
 
 
 def send_now(delivery: Delivery) -> Delivery:
-    """Send one delivery right away (a test send), through the same credit and answer path as the engine.
+    """Send one delivery right away (a test send), through the same channel, credit and answer path as
+    the engine.
 
-    1. One commit, with whatever the caller added to the session (the audit event): a credit is
-       reserved from the grant ledger. Without one the delivery is ``skipped`` with the ledger's
-       reason, exactly as the engine's claim skips it (``dispatch.credits``), and WeChat is not called.
-       With one it becomes ``sending`` with a lease and a recorded start, like a claimed row.
-    2. The synchronous client sends it (``dispatch.sender.send_one``).
+    1. One commit, with whatever the caller added to the session (the audit event): the delivery's
+       channel is chosen as the engine's claim chooses it (``dispatch.credits.route``): a credit is
+       reserved from the grant ledger for a subscribe message, an Official Account message needs its
+       person to follow. When neither can go the delivery is ``skipped`` with the reason the engine
+       would give (``no_grant``, ``not_following``, ``no_channel``…), and WeChat is not called.
+       Otherwise it becomes ``sending`` with a lease, a recorded start and its ``channel_used``.
+    2. The synchronous client of that channel sends it (``dispatch.sender.send_one``).
     3. ``dispatch.finalize`` records the answer as it does the engine's: the state by ``decide()``, the
-       attempt, and the credit spent, released or zeroed (43101).
+       attempt, and for a subscribe message the credit spent, released or zeroed (43101).
 
     Nothing is retried here (a person is watching); a transient answer leaves the row ``retry_wait``
     for a worker, like any send. A crash between 1 and 3 leaves it ``sending`` until its lease runs
@@ -92,40 +95,38 @@ def send_now(delivery: Delivery) -> Delivery:
     )
     if taken.rowcount != 1:
         raise ValueError(f"delivery {delivery.id} is not pending: it cannot be sent now")
-    refused = reserve_or_skip(
+    routes, _skipped = route(
         db.session,
         ledger,
         [
-            ReservationRequest(
+            RouteRequest(
                 delivery.id,
                 delivery.user_id,
                 delivery.openid,
                 delivery.template_id,
                 delivery.source.value,
                 delivery.attempts,
+                delivery.channel,
+                delivery.oa_openid,
+                delivery.oa_template_id,
             )
         ],
         now,
     )
-    if refused:
+    chosen = routes.get(delivery.id)
+    if chosen is None:
         db.session.commit()
         return delivery
     delivery.state = DeliveryState.sending
     delivery.attempts += 1
     delivery.lease_until = now + timedelta(seconds=current_app.config["DISPATCH_LEASE_SECONDS"])
     delivery.attempt_started_at = now  # it leaves right after this commit: a crash makes it unknown
-    claim = Claim(
-        delivery.id,
-        delivery.attempts,
-        delivery.openid,
-        delivery.template_id,
-        dict(delivery.data),
-        delivery.page,
-        delivery.miniprogram_state,
-        delivery.lang,
-    )
+    delivery.channel_used = chosen.channel.value
+    if chosen.oa_openid:
+        delivery.oa_openid = chosen.oa_openid
+    claim = claim_for(delivery, delivery.attempts, chosen)
     db.session.commit()
-    finalize(db.engine, ledger, [send_one(get_client(), claim)])
+    finalize(db.engine, ledger, [send_one(get_client(), claim, get_oa_client())])
     db.session.refresh(delivery)
     return delivery
 

@@ -11,14 +11,15 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from ..models import Delivery, DeliveryState, DispatchState, utcnow
+from ..bulk_writes import BulkWrite
+from ..models import Channel, Delivery, DeliveryState, DispatchState, utcnow
 from ..models.dispatch import DISPATCH_STATE_ID
-from ..set_writes import one_of
+from ..set_writes import one_of, unnest
 from .campaign_gate import load_gate, not_held
-from .credits import mark_skipped, reserve_or_skip
+from .credits import Route, RouteRequest, mark_skipped, route
 from .frequency_cap import REASON as FREQUENCY_CAP
 from .frequency_cap import Verdict, count_window
-from .ledger import CreditLedger, ReservationRequest
+from .ledger import CreditLedger
 from .write_lock import write_transaction
 
 DEFAULT_LEASE_SECONDS = 120
@@ -28,7 +29,12 @@ DUE_STATES = (DeliveryState.pending, DeliveryState.retry_wait)
 
 @dataclass(frozen=True)
 class Claim:
-    """A row this worker now owns for one attempt; results are written only with this ``attempt``."""
+    """A row this worker now owns for one attempt; results are written only with this ``attempt``.
+
+    ``channel_used`` says which message goes out: the subscribe message (``openid``, ``template_id``,
+    ``data``, ``page``…) or the Official Account's template message (to ``oa_openid``, with
+    ``oa_template_id``, ``oa_data``, and ``oa_pagepath`` or else ``page`` for the mini-program it opens).
+    """
 
     id: int
     attempt: int
@@ -38,6 +44,15 @@ class Claim:
     page: str | None
     miniprogram_state: str
     lang: str
+    channel_used: Channel = Channel.mp_subscribe
+    oa_openid: str | None = None
+    oa_template_id: str | None = None
+    oa_data: dict[str, Any] | None = None
+    oa_pagepath: str | None = None
+
+    @property
+    def via_oa(self) -> bool:
+        return self.channel_used is Channel.oa_template
 
 
 @dataclass(frozen=True)
@@ -137,6 +152,11 @@ def claim_due(
             t.user_id,
             t.source,
             t.campaign_id,
+            t.channel,
+            t.oa_openid,
+            t.oa_template_id,
+            t.oa_data,
+            t.oa_pagepath,
         )
 
         def due(*conditions):
@@ -181,45 +201,118 @@ def claim_due(
         mark_skipped(session, capped, now)
         if not rows:
             return ClaimBatch([], skipped=len(capped), rate_limited=gate.rate_held)
-        # The rows the ledger refuses are skipped here, the same way a test send is (``credits``).
-        skipped = reserve_or_skip(
+        # Each row's channel: a credit reserved, or the Official Account for a follower; the rest are
+        # skipped here with the choice's reason, the same way a test send is (``credits.route``).
+        routes, skipped = route(
             session,
             ledger,
             [
-                ReservationRequest(r.id, r.user_id, r.openid, r.template_id, str(r.source), r.attempts)
+                RouteRequest(
+                    r.id,
+                    r.user_id,
+                    r.openid,
+                    r.template_id,
+                    str(r.source),
+                    r.attempts,
+                    r.channel,
+                    r.oa_openid,
+                    r.oa_template_id,
+                )
                 for r in rows
             ],
             now,
         )
         lease_until = now + timedelta(seconds=lease_seconds)
-        claims = [
-            Claim(
-                row.id,
-                row.attempts + 1,
-                row.openid,
-                row.template_id,
-                row.data,
-                row.page,
-                row.miniprogram_state,
-                row.lang,
-            )
-            for row in rows
-            if row.id not in skipped
-        ]
+        claims = [claim_for(row, row.attempts + 1, routes[row.id]) for row in rows if row.id in routes]
         if claims:
-            # One statement for the batch: the rows are locked, so attempts + 1 is each claim's attempt.
-            session.execute(
-                sa.update(Delivery.__table__)
-                .where(one_of(t.id, [c.id for c in claims], engine.dialect.name))
-                .values(
-                    state=DeliveryState.sending.value,
-                    attempts=t.attempts + 1,
-                    lease_until=lease_until,
-                    attempt_started_at=now if start else None,
-                    updated_at=now,
-                )
-            )
+            _mark_claimed(session, claims, lease_until, now if start else None, now)
         return ClaimBatch(claims, skipped=len(skipped) + len(capped))
+
+
+def claim_for(row: Any, attempt: int, chosen: Route) -> Claim:
+    """The claim for ``row`` (a claimed row, or a ``Delivery``) going out as attempt ``attempt`` on its
+    chosen route."""
+    via_oa = chosen.channel is Channel.oa_template
+    return Claim(
+        row.id,
+        attempt,
+        row.openid,
+        row.template_id,
+        dict(row.data or {}),
+        row.page,
+        row.miniprogram_state,
+        row.lang,
+        channel_used=chosen.channel,
+        oa_openid=chosen.oa_openid if via_oa else None,
+        oa_template_id=row.oa_template_id if via_oa else None,
+        oa_data=dict(row.oa_data or {}) if via_oa else None,
+        oa_pagepath=row.oa_pagepath if via_oa else None,
+    )
+
+
+_CLAIM_ROWS = BulkWrite(
+    sa.update(Delivery.__table__)
+    .where(Delivery.__table__.c.id == sa.bindparam("b_id"))
+    .values(
+        state=sa.literal_column(f"'{DeliveryState.sending.value}'"),
+        attempts=Delivery.__table__.c.attempts + sa.literal_column("1"),
+        lease_until=sa.bindparam("b_lease_until"),
+        attempt_started_at=sa.bindparam("b_started_at"),
+        updated_at=sa.bindparam("b_now"),
+        channel_used=sa.bindparam("b_channel_used"),
+        oa_openid=sa.func.coalesce(
+            sa.bindparam("b_oa_openid", type_=sa.String), Delivery.__table__.c.oa_openid
+        ),
+    )
+)
+# Placeholders only: the rows travel as one array per column (``set_writes.unnest``).
+_CLAIM_ROWS_SQL = (
+    "UPDATE delivery AS d SET"  # noqa: S608
+    f" state = '{DeliveryState.sending.value}', attempts = d.attempts + 1, "
+    "lease_until = CAST(%s AS TIMESTAMP WITH TIME ZONE), "
+    "attempt_started_at = CAST(%s AS TIMESTAMP WITH TIME ZONE), "
+    "updated_at = CAST(%s AS TIMESTAMP WITH TIME ZONE), "
+    "channel_used = v.channel_used, oa_openid = COALESCE(v.oa_openid, d.oa_openid) "
+    "FROM {values} AS v(id, channel_used, oa_openid) WHERE d.id = v.id"
+)
+
+
+def _mark_claimed(
+    session: Session,
+    claims: Sequence[Claim],
+    lease_until: datetime,
+    started_at: datetime | None,
+    now: datetime,
+) -> None:
+    """One statement for the batch: ``sending``, the next attempt (the rows are locked, so attempts + 1
+    is each claim's), the lease, and the channel each row goes out on (with the follower's OA openid)."""
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        t = Delivery.__table__.c
+        values, arrays = unnest(
+            connection.dialect,
+            [t.id, t.channel_used, t.oa_openid],
+            [[claim.id, claim.channel_used.value, claim.oa_openid] for claim in claims],
+        )
+        connection.exec_driver_sql(
+            _CLAIM_ROWS_SQL.format(values=values), (lease_until, started_at, now, *arrays)
+        )
+        return
+    # SQLite, in-process: one executemany costs no round trips.
+    _CLAIM_ROWS.execute(
+        session,
+        [
+            {
+                "b_lease_until": lease_until,
+                "b_started_at": started_at,
+                "b_now": now,
+                "b_channel_used": claim.channel_used.value,
+                "b_oa_openid": claim.oa_openid,
+                "b_id": claim.id,
+            }
+            for claim in claims
+        ],
+    )
 
 
 def start_claims(

@@ -12,6 +12,7 @@ from flask import Flask
 
 from ..extensions import db
 from ..wechat import get_client
+from ..wechat.oa import get_oa_client
 from .claim import DEFAULT_LEASE_SECONDS, claim_due, load_dispatch_state, start_claims
 from .finalize import Reconciled, finalize, reconcile_expired_leases, release_unstarted
 from .ledger import CreditLedger
@@ -64,7 +65,8 @@ class Dispatcher:
         self.match_window = timedelta(
             seconds=app.config.get("SENT_EVENT_MATCH_SECONDS", DEFAULT_MATCH_WINDOW.total_seconds())
         )
-        self.sender = BatchSender(self.client, concurrency)
+        # Official Account claims go through the same funnel with the OA's token source.
+        self.sender = BatchSender(self.client, concurrency, get_oa_client(app))
 
     def run_once(self) -> Round:
         """Claim one batch, send it, record the answers (the unit of work; tests call it directly)."""

@@ -6,6 +6,11 @@ column: ``dashboard.set_writes`` says why) whose fence is in its WHERE and which
 written row is for (nothing is read back first), the attempts as one multi-row INSERT, and the ledger
 settled in place (``GrantLedger.settle``: a reservation becomes the ``spent`` or ``released`` event,
 one row per send). SQLite, in-process, keeps its executemany path (no round trips to save).
+
+A row sent through the Official Account (``channel_used`` ``oa_template``) reserved nothing: its state is
+decided by the same ``decide()``, but the ledger is not touched, and an unknown one is not matched
+against the mini-program's delivery events (``sent_events``). Its job-finish event
+(``TEMPLATESENDJOBFINISH``) may arrive before its msgid is recorded: it is joined in the same commit.
 """
 
 from __future__ import annotations
@@ -17,8 +22,10 @@ from typing import Any, NamedTuple
 import sqlalchemy as sa
 
 from ..bulk_writes import BulkWrite
-from ..models import Delivery, DeliveryAttempt, DeliveryState, utcnow
+from ..models import Channel, Delivery, DeliveryAttempt, DeliveryState, utcnow
 from ..models.grants import SentReport
+from ..models.oa import OaEvent
+from ..oa.push import JOB_FINISH, job_finish_report
 from ..set_writes import MultiRowInsert, one_of, unnest
 from .claim import Claim, load_dispatch_state
 from .ledger import CreditLedger, Settlement
@@ -67,8 +74,14 @@ _RECORD_ANSWER_SQL = (
     "updated_at = CAST(%s AS TIMESTAMP WITH TIME ZONE) "
     "FROM {values} AS v(id, attempt, state, errcode, errmsg, msgid, reason, not_before, sent_at) "
     f"WHERE d.id = v.id AND d.attempts = v.attempt AND d.state = '{DeliveryState.sending.value}' "
-    "RETURNING d.id, d.user_id, d.openid, d.template_id"
+    "RETURNING d.id, d.user_id, d.openid, d.template_id, d.channel_used"
 )
+QUOTA_PAUSE_REASON = "45009: WeChat's daily send quota is used up"
+
+
+def via_oa(row: Any) -> bool:
+    """The row went out through the Official Account: nothing of the grant ledger is involved."""
+    return row.channel_used == Channel.oa_template.value
 
 
 def finalize(
@@ -120,6 +133,7 @@ def finalize(
     with write_transaction(engine) as session:
         written = _record_answers(session, [update for _, _, update, _ in prepared])
         updates, attempts, settlements, unknowns = [], [], [], []
+        oa_msgids: dict[str, int] = {}
         pause_until = None
         for result, decision, update, attempt in prepared:
             row = written.get(result.delivery_id)
@@ -127,8 +141,14 @@ def finalize(
                 continue
             updates.append(update)
             attempts.append(attempt)
-            settlements.append(Settlement(row.id, row.user_id, row.openid, row.template_id, decision.ledger))
-            if decision.state == DeliveryState.unknown:
+            if via_oa(row):
+                if update["b_msgid"]:
+                    oa_msgids[update["b_msgid"]] = row.id
+            else:
+                settlements.append(
+                    Settlement(row.id, row.user_id, row.openid, row.template_id, decision.ledger)
+                )
+            if decision.state == DeliveryState.unknown and not via_oa(row):
                 unknowns.append(
                     NewUnknown(
                         row.id, result.attempt, row.user_id, row.openid, row.template_id, result.started_at
@@ -139,18 +159,25 @@ def finalize(
         if updates:
             _INSERT_ATTEMPTS.execute(session, attempts)
             ledger.settle(session, settlements)
-            _join_early_reports(session, {u["b_msgid"]: u["b_id"] for u in updates if u["b_msgid"]})
+            _join_early_reports(
+                session,
+                {u["b_msgid"]: u["b_id"] for u in updates if u["b_msgid"] and u["b_msgid"] not in oa_msgids},
+            )
+            _join_early_job_finish(session, oa_msgids)
             settle_new_unknowns(session, ledger, unknowns, match_window)
         if pause_until is not None:
+            # 45009 from either account pauses every sender until WeChat's next day (the conservative
+            # choice: the two quotas are separate at WeChat, but a pause per channel needs its own state).
             state = load_dispatch_state(session, lock=True)
             state.paused_until = max(state.paused_until or pause_until, pause_until)
-            state.paused_reason = "45009: WeChat's daily send quota is used up"
+            state.paused_reason = QUOTA_PAUSE_REASON
         return len(updates)
 
 
 def _record_answers(session, updates: Sequence[dict[str, Any]]) -> dict[int, Any]:
     """Write each answer whose row is still ``sending`` at the same attempt (the fence); return the rows
-    written, by id, with the ``user_id``, ``openid`` and ``template_id`` their settlement needs."""
+    written, by id, with the ``user_id``, ``openid``, ``template_id`` and ``channel_used`` their settlement
+    needs."""
     t = Delivery.__table__.c
     if not updates:
         return {}
@@ -166,7 +193,7 @@ def _record_answers(session, updates: Sequence[dict[str, Any]]) -> dict[int, Any
     # SQLite: the rows are read and locked (the write lock is the database's) in-process, then written
     # with one executemany, which costs no round trips here.
     current = session.execute(
-        sa.select(t.id, t.attempts, t.state, t.user_id, t.openid, t.template_id).where(
+        sa.select(t.id, t.attempts, t.state, t.user_id, t.openid, t.template_id, t.channel_used).where(
             t.id.in_([update["b_id"] for update in updates])
         )
     ).all()
@@ -205,6 +232,29 @@ def _join_early_reports(session, delivery_by_msgid: dict[str, int]) -> None:
         )
 
 
+def _join_early_job_finish(session, delivery_by_msgid: dict[str, int]) -> None:
+    """The Official Account's ``TEMPLATESENDJOBFINISH`` can arrive before we recorded the msgid: such
+    events wait unjoined (``dashboard.oa.push``); join them in the same commit as the msgid."""
+    if not delivery_by_msgid:
+        return
+    e = OaEvent.__table__.c
+    early = session.execute(
+        sa.select(e.id, e.msgid, e.status, e.create_time).where(
+            one_of(e.msgid, delivery_by_msgid, session.get_bind().dialect.name),
+            e.event == JOB_FINISH,
+            e.delivery_id.is_(None),
+        )
+    ).all()
+    for event in early:
+        delivery_id = delivery_by_msgid[event.msgid]
+        session.execute(sa.update(OaEvent.__table__).where(e.id == event.id).values(delivery_id=delivery_id))
+        session.execute(
+            sa.update(Delivery.__table__)
+            .where(Delivery.__table__.c.id == delivery_id)
+            .values(**job_finish_report(event.status, event.create_time))
+        )
+
+
 class Reconciled(NamedTuple):
     unknown: int  # started before their worker was lost: the message may have left
     requeued: int  # claimed but never started: back to ``pending``, credit released
@@ -229,7 +279,9 @@ def reconcile_expired_leases(
     t = Delivery.__table__.c
     with write_transaction(engine) as session:
         rows = session.execute(
-            sa.select(t.id, t.attempts, t.user_id, t.openid, t.template_id, t.attempt_started_at)
+            sa.select(
+                t.id, t.attempts, t.user_id, t.openid, t.template_id, t.attempt_started_at, t.channel_used
+            )
             .where(t.state == DeliveryState.sending.value, t.lease_until < now)
             .with_for_update(skip_locked=True, of=Delivery.__table__)
         ).all()
@@ -264,11 +316,13 @@ def reconcile_expired_leases(
                     for row in started
                 ],
             )
+            # An Official Account send reserved nothing, and the mini-program's events are not its own.
+            subscribe = [row for row in started if not via_oa(row)]
             ledger.settle(
                 session,
                 [
                     Settlement(row.id, row.user_id, row.openid, row.template_id, LedgerAction.spend)
-                    for row in started
+                    for row in subscribe
                 ],
             )
             # WeChat's delivery event for a lost worker's send usually arrives during the lease.
@@ -279,7 +333,7 @@ def reconcile_expired_leases(
                     NewUnknown(
                         row.id, row.attempts, row.user_id, row.openid, row.template_id, row.attempt_started_at
                     )
-                    for row in started
+                    for row in subscribe
                 ],
                 match_window,
             )
@@ -298,7 +352,7 @@ def release_unstarted(engine: sa.Engine, ledger: CreditLedger, claims: Sequence[
     attempt_of = {claim.id: claim.attempt for claim in claims}
     with write_transaction(engine) as session:
         rows = session.execute(
-            sa.select(t.id, t.attempts, t.user_id, t.openid, t.template_id)
+            sa.select(t.id, t.attempts, t.user_id, t.openid, t.template_id, t.channel_used)
             .where(
                 one_of(t.id, attempt_of, engine.dialect.name),
                 t.state == DeliveryState.sending.value,
@@ -328,5 +382,9 @@ def _requeue(session, ledger: CreditLedger, rows: Sequence[Any], now: datetime) 
     )
     ledger.settle(
         session,
-        [Settlement(row.id, row.user_id, row.openid, row.template_id, LedgerAction.release) for row in rows],
+        [
+            Settlement(row.id, row.user_id, row.openid, row.template_id, LedgerAction.release)
+            for row in rows
+            if not via_oa(row)
+        ],
     )

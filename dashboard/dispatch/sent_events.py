@@ -26,7 +26,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from ..models import Delivery, DeliveryAttempt, DeliveryState, utcnow
+from ..models import Channel, Delivery, DeliveryAttempt, DeliveryState, utcnow
 from ..models.grants import SentReport
 from .ledger import CreditLedger, Settlement
 from .outcomes import LedgerAction
@@ -76,6 +76,8 @@ def settle_with_report(
             d.state == DeliveryState.unknown.value,
             d.openid == report.openid,
             d.template_id == report.template_id,
+            # An Official Account send is not the mini-program's: its event is TEMPLATESENDJOBFINISH.
+            sa.or_(d.channel_used.is_(None), d.channel_used != Channel.oa_template.value),
             a.started_at >= report.reported_at - window,
             a.started_at <= report.reported_at + CLOCK_SLACK,
         )

@@ -1,4 +1,5 @@
-"""Huey carries only kicks ("claim what is due"), scheduled wake-ups and the periodic tick.
+"""Huey carries only kicks ("claim what is due"), scheduled wake-ups, the periodic tick and the daily
+follower sync of the Official Account (``oa.daily_sync``).
 
 Losing or repeating a kick is harmless: the delivery rows are the queue of record, and the tick
 every minute finds anything a lost kick would have. SqliteHuey (a file beside the database) in the
@@ -19,6 +20,7 @@ from huey import Huey, RedisHuey, SqliteHuey, crontab
 
 from ..models import Delivery, DeliveryState, utcnow
 from ..models.campaign import Campaign, CampaignState
+from ..oa.daily_sync import start_follower_sync, sync_due
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +33,7 @@ class DispatchTasks:
     huey: Huey
     kick: Any
     tick: Any
+    sync_followers: Any = None
 
 
 def make_huey(app: Flask) -> Huey:
@@ -69,7 +72,15 @@ def init_app(app: Flask) -> None:
                 )
             return _drain(app)
 
-    app.extensions["dispatch_tasks"] = DispatchTasks(huey, kick, tick)
+    def follower_sync_due(timestamp) -> bool:
+        return sync_due(app.config.get("OA_FOLLOWER_SYNC_AT"), app.config.get("TIMEZONE", "UTC"), timestamp)
+
+    @huey.periodic_task(follower_sync_due, name="sync_followers_daily")
+    def sync_followers_daily():
+        """Once a day (OA_FOLLOWER_SYNC_AT): the Official Account's followers, in a thread of their own."""
+        return start_follower_sync(app)
+
+    app.extensions["dispatch_tasks"] = DispatchTasks(huey, kick, tick, sync_followers_daily)
 
 
 def _dispatcher(app: Flask):

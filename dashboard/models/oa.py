@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, String
+from sqlalchemy import JSON, BigInteger, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..extensions import db
@@ -48,6 +48,8 @@ class OaEvent(db.Model):
     ``subscribe`` / ``unsubscribe`` keep the followers current; ``TEMPLATESENDJOBFINISH`` carries
     ``msgid`` and ``status`` (``success``, ``failed:user block``, ``failed:system failed`` …), kept here
     for the delivery with that msgid. ``fields`` is the rest of the event as WeChat sent it.
+    ``delivery_id``: the Official Account delivery a job-finish was joined to (NULL until its msgid is
+    recorded: ``dispatch.finalize`` joins the early ones).
     """
 
     __tablename__ = "oa_event"
@@ -63,3 +65,6 @@ class OaEvent(db.Model):
     body_format: Mapped[str] = mapped_column(String(8))  # "json" | "xml"
     encrypted: Mapped[bool] = mapped_column(default=False)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    delivery_id: Mapped[int | None] = mapped_column(
+        ForeignKey("delivery.id", ondelete="SET NULL"), index=True
+    )

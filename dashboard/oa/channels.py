@@ -20,17 +20,25 @@ from .followers import follower_counts
 
 bp = Blueprint("channels", __name__)
 
+# The one sentence on mp_subscribe_or_oa (dispatch.channels.choose), under the channels Tongzhi speaks.
+FALLBACK = _l(
+    "The fallback, “subscribe message, else Official Account”, spends a subscribe credit when the user "
+    "holds one, otherwise sends the Official Account template message when they follow it, otherwise "
+    "skips them (no credit, and does not follow)."
+)
+
 
 @dataclass(frozen=True)
 class Channel:
     """One way to reach a user. ``spoken``: Tongzhi sends through it; ``state``: configured, sandbox, off
-    or retired; ``why``: what it is for, or why it is not offered."""
+    or retired; ``why``: what it is for, or why it is not offered; ``used_by``: what sends through it."""
 
     name: str
     api: str
     spoken: bool
     state: str
     why: str
+    used_by: str = ""
 
 
 STATE_LABELS = {
@@ -59,6 +67,12 @@ def channels() -> list[Channel]:
                     "credits, since WeChat shows them to nobody."
                 )
             ),
+            str(
+                _l(
+                    "Used by campaigns, date reminders, the send API (POST /api/v1/messages) and test "
+                    "sends: the default channel, and the first choice of the fallback."
+                )
+            ),
         ),
         Channel(
             str(_l("Official Account template messages (公众号模板消息)")),
@@ -70,6 +84,13 @@ def channels() -> list[Channel]:
                     "Needs a verified service account (服务号) linked to the mini-program, and the user must "
                     "follow it; no per-message grant. Its openid differs from the mini-program's: the two "
                     "are one person through the unionid. A tap opens the mini-program."
+                )
+            ),
+            str(
+                _l(
+                    "Used by campaigns, date reminders, the send API and test sends that choose the "
+                    "Official Account or the fallback; a user who does not follow is skipped (WeChat "
+                    "would answer 43004)."
                 )
             ),
         ),
@@ -111,5 +132,11 @@ def index():
         except SQLAlchemyError:
             db.session.rollback()
     return render_template(
-        "oa/channels.html", channels=channels(), state_labels=STATE_LABELS, follower_counts=counts
+        "oa/channels.html",
+        channels=channels(),
+        state_labels=STATE_LABELS,
+        follower_counts=counts,
+        fallback=FALLBACK,
+        daily_sync_at=current_app.config.get("OA_FOLLOWER_SYNC_AT"),
+        timezone=current_app.config.get("TIMEZONE", "UTC"),
     )

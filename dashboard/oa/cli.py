@@ -1,4 +1,7 @@
-"""``flask sync-followers``: bring the Official Account's followers up to date (run it from cron, e.g. daily)."""
+"""``flask sync-followers``: bring the Official Account's followers up to date now.
+
+The worker also runs it every day at OA_FOLLOWER_SYNC_AT (``oa.daily_sync``); both take the same lock, so
+a command started while the worker syncs says so and stops."""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ from flask.cli import with_appcontext
 from ..config import oa_configured
 from ..wechat.errors import WeChatError
 from ..wechat.oa import get_oa_client
+from .daily_sync import exclusive
 from .followers import sync_followers
 
 
@@ -20,7 +24,10 @@ def sync_followers_command() -> None:
         click.echo("The Official Account channel is off (WECHAT_OA_APPID is not set): nothing to sync.")
         return
     try:
-        result = sync_followers(get_oa_client())
+        with exclusive() as held:
+            if not held:
+                raise click.ClickException("A follower sync is already running (the worker's daily sync?).")
+            result = sync_followers(get_oa_client())
     except WeChatError as error:
         code = "no errcode" if error.errcode is None else f"errcode {error.errcode}"
         raise click.ClickException(

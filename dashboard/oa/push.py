@@ -3,7 +3,9 @@
 * ``subscribe`` / ``unsubscribe`` → the follower follows / stops following, from the event's CreateTime
   (``dashboard.oa.followers.record_follow_event``);
 * ``TEMPLATESENDJOBFINISH`` → kept as an ``oa_event`` row with its ``MsgID`` and ``Status`` (``success``,
-  ``failed:user block``, ``failed:system failed`` …), for the delivery with that msgid;
+  ``failed:user block``, ``failed:system failed`` …), and joined to the delivery sent through the
+  Official Account with that msgid (its ``report_status`` and ``reported_at``); an event that arrives
+  before the sender recorded the msgid waits unjoined, and ``dispatch.finalize`` joins it then;
 * anything else (menu clicks, messages the user typed) is acknowledged and ignored.
 
 A push seen before (same openid, CreateTime, event and fields) changes nothing. Functions add to the
@@ -17,8 +19,12 @@ import json
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
 
 from ..extensions import db
+from ..models import Channel, Delivery
 from ..models.oa import OaEvent
 from ..push.parsing import PushFormatError, PushMessage
 from .followers import record_follow_event
@@ -47,6 +53,17 @@ def dedup_key(message: PushMessage) -> str:
     fields = {k: str(v) for k, v in message.fields.items()}
     material = json.dumps([message.openid, message.create_time, message.event, fields], sort_keys=True)
     return hashlib.sha256(material.encode()).hexdigest()
+
+
+def job_finish_report(status: str | None, create_time: int) -> dict[str, Any]:
+    """A delivery's report columns from a ``TEMPLATESENDJOBFINISH``: WeChat's ``Status`` as it came
+    (``success``, ``failed:user block``, ``failed:system failed``) and when. The event carries no
+    errcode, so ``report_errcode`` stays empty."""
+    return {
+        "report_status": (status or "")[:64],
+        "reported_at": datetime.fromtimestamp(create_time, UTC),
+        "report_errcode": None,
+    }
 
 
 def handle_oa_push(message: PushMessage, *, encrypted: bool) -> OaPushOutcome:
@@ -102,4 +119,30 @@ def handle_oa_push(message: PushMessage, *, encrypted: bool) -> OaPushOutcome:
         occurred_at = datetime.fromtimestamp(create_time, UTC)
         changed = record_follow_event(openid, FOLLOW_EVENTS[event], occurred_at) is not None
         return OaPushOutcome(event=event, follower_changed=changed)
+    _join_delivery(event_id, msgid, status, create_time)
     return OaPushOutcome(event=event, msgid=msgid)
+
+
+def _join_delivery(event_id: int, msgid: str, status: str | None, create_time: int) -> None:
+    """Put the job-finish on the Official Account delivery with that msgid, if it is recorded yet.
+
+    Looked up after the event's row is written: on SQLite that insert waits for a finalize in progress,
+    so either this sees its msgid or its own look for early events sees this row.
+    """
+    d = Delivery.__table__.c
+    delivery_id = db.session.scalar(
+        sa.select(d.id)
+        .where(d.msgid == msgid, d.channel_used == Channel.oa_template.value)
+        .order_by(d.id.desc())
+        .limit(1)
+    )
+    if delivery_id is None:
+        return
+    db.session.execute(
+        sa.update(OaEvent.__table__).where(OaEvent.id == event_id).values(delivery_id=delivery_id)
+    )
+    db.session.execute(
+        sa.update(Delivery.__table__)
+        .where(d.id == delivery_id)
+        .values(**job_finish_report(status, create_time))
+    )

@@ -15,6 +15,7 @@ from flask import Blueprint, current_app, flash, make_response, redirect, render
 from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from flask_login import current_user
 from sqlalchemy import select
 
 from ..access import can, requires
@@ -49,6 +50,8 @@ OUTCOMES = {
         "WeChat's answer was lost: the message may have been delivered. A resend within 10 minutes with "
         "the same client_msg_id would not be delivered twice."
     ),
+    "retry_wait": _l("Not sent yet: WeChat could not take it now. A worker will try again."),
+    "skipped": _l("Not sent: the Official Account cannot reach this person now."),
 }
 ERRCODE_WORDS = {
     43004: _l("This person does not follow the Official Account (any more), so WeChat did not deliver it."),
@@ -175,7 +178,8 @@ def review(template_id: int):
 
 def _outcome_words(result: services.OaTestResult) -> dict[str, Any]:
     words = ERRCODE_WORDS.get(result.errcode or 0)
-    return {"send": result, "outcome": str(OUTCOMES[result.state]), "errcode_words": str(words or "")}
+    outcome = OUTCOMES.get(result.state, OUTCOMES["failed"])
+    return {"send": result, "outcome": str(outcome), "errcode_words": str(words or "")}
 
 
 @bp.route("/<int:template_id>/test-send", methods=("POST",))
@@ -195,13 +199,15 @@ def test_send(template_id: int):
         result = {"error": str(REFUSALS["not_configured"])}
     else:
         try:
-            preview, sent = services.send_test(template, openid=openid, typed=typed, pagepath=pagepath)
+            preview, sent = services.send_test(
+                template, openid=openid, typed=typed, pagepath=pagepath, operator_id=current_user.id
+            )
         except services.OaTestRefused as refused:
             preview = refused.preview
             refused_values = refused.reason == "invalid_values"
             result = {"error": str(REFUSALS[refused.reason])}
         else:
-            db.session.commit()
+            db.session.commit()  # the audit event; the delivery was committed by the send
             result = _outcome_words(sent)
     context = _context(template, typed, openid=openid, pagepath=pagepath, result=result, preview=preview)
     if is_htmx():

@@ -11,29 +11,29 @@ reviewed), one gone from WeChat is kept with its history and flagged ``removed``
 keys (``thing3``, ``amount5`` …). Values are checked by the one checker with the Official Account's
 rule set (``OFFICIAL_ACCOUNT_RULES``: ``amount`` ≤ 12 digits, ``const``, no ``phrase``).
 
-**Test send**: only to an openid Tongzhi knows as a follower; through ``send_template_message`` (the
-one HTTP funnel) with ``miniprogram {appid, pagepath}`` and a fresh ``client_msg_id``. Deliveries do not
-have a channel yet (issue 15 point 4), so the attempt is recorded in the audit log
-(``oa_template.test_sent``), not as a delivery.
+**Test send**: only to an openid Tongzhi knows as a follower; a delivery like any other (source
+``test``, channel ``oa_template``) sent by ``deliveries.services.send_now`` through the OA client's
+``send_template_message`` with ``miniprogram {appid, pagepath}`` and the delivery's ``client_msg_id``;
+the audit log keeps ``oa_template.test_sent`` with the delivery's id and WeChat's answer.
 """
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from flask import current_app
 from sqlalchemy import select
 
 from ..audit.services import record
+from ..deliveries.services import create_delivery, send_now
+from ..dispatch.channels import client_msg_id as client_msg_id_of
 from ..extensions import db
+from ..models import Channel, DeliverySource
 from ..models.catalog import Drift
 from ..models.oa import OaFollower
 from ..models.oa_template import OaTemplate
 from ..models.types import utcnow
-from ..wechat.errors import WeChatError, WeChatUnknownOutcome
 from ..wechat.keywords import (
     OFFICIAL_ACCOUNT_RULES,
     Violation,
@@ -44,6 +44,7 @@ from ..wechat.keywords import (
 )
 from ..wechat.oa import OaTemplate as RemoteOaTemplate
 from ..wechat.oa import OfficialAccountClient, get_oa_client
+from .followers import user_for_follower
 
 #: The differences a sync reports.
 FIELDS = ("restored", "title", "industry", "content", "keys")
@@ -197,6 +198,19 @@ def sync_oa_templates(
     return result
 
 
+def oa_template_usable(template: OaTemplate | None) -> tuple[bool, str]:
+    """May a send use this OA template now? ``(ok, reason)`` as the mini-program catalog's
+    ``template_usable`` answers: ``unknown``, ``removed`` (gone from WeChat: 40037) or ``changed`` (its
+    keys may have moved; an operator reviews it first), else ``ok``."""
+    if template is None:
+        return False, "unknown"
+    if template.drift is Drift.removed:
+        return False, "removed"
+    if template.drift is Drift.changed:
+        return False, "changed"
+    return True, "ok"
+
+
 def mark_reviewed(template: OaTemplate) -> bool:
     """A changed template was checked by an operator: clear the flag. False when nothing to review."""
     if template.drift is not Drift.changed:
@@ -317,10 +331,12 @@ class OaTestRefused(Exception):
 class OaTestResult:
     openid: str
     client_msg_id: str
-    state: str  # sent | failed | unknown
+    state: str  # the delivery's: sent | failed | unknown | retry_wait | skipped
     errcode: int | None
     errmsg: str
     msgid: str
+    delivery_id: int | None = None
+    reason: str = ""
 
 
 def followers_to_choose(limit: int = 200) -> list[OaFollower]:
@@ -341,9 +357,13 @@ def send_test(
     typed: Mapping[str, str],
     pagepath: str = "",
     client: OfficialAccountClient | None = None,
+    operator_id: int | None = None,
 ) -> tuple[OaPreview, OaTestResult]:
-    """Send one test message to a follower and record the attempt in the audit log (committed by the
-    caller). :raise OaTestRefused: nothing was sent (WeChat was not called)."""
+    """Send one test message to a follower as a delivery like any other (source ``test``, channel
+    ``oa_template``), through ``deliveries.services.send_now``: the engine's channel rule, the OA client,
+    ``decide()`` for its state, so it shows on the Deliveries page with WeChat's answer. Commits (once
+    before calling WeChat, once with its answer); the audit event is added after, for the caller to
+    commit. :raise OaTestRefused: nothing was sent (WeChat was not called)."""
     preview = build_preview(template, typed)
     if template.is_removed:
         raise OaTestRefused("removed", preview)
@@ -355,32 +375,44 @@ def send_test(
     client = client or get_oa_client()
     if not client.configured:
         raise OaTestRefused("not_configured", preview)
-    client_msg_id = f"tz-test-{uuid.uuid4().hex}"
-    state, errcode, errmsg, msgid = "sent", 0, "ok", ""
-    try:
-        msgid = client.send_template_message(
-            openid,
-            template.template_id,
-            preview.send_data(),
-            miniprogram_appid=current_app.config.get("WECHAT_APPID") or None,
-            pagepath=pagepath or None,
-            client_msg_id=client_msg_id,
-        )
-    except WeChatUnknownOutcome as error:
-        state, errcode, errmsg = "unknown", error.errcode, error.errmsg
-    except WeChatError as error:
-        state, errcode, errmsg = "failed", error.errcode, error.errmsg
-    result = OaTestResult(openid, client_msg_id, state, errcode, errmsg or "", msgid)
+    # The person's mini-program openid when Tongzhi knows one (the delivery shows on their page), else
+    # the follower's: the message goes to the follower's OA openid either way.
+    user = user_for_follower(follower)
+    delivery = create_delivery(
+        source=DeliverySource.test,
+        openid=user.openid if user is not None else openid,
+        template_id=template.template_id,
+        data={},
+        requested_by_id=operator_id,
+        channel=Channel.oa_template.value,
+        oa_openid=openid,
+        oa_template_id=template.template_id,
+        oa_data=preview.send_data(),
+        oa_pagepath=pagepath or None,
+    )
+    send_now(delivery)
+    state = delivery.state.value
+    result = OaTestResult(
+        openid,
+        client_msg_id_of(delivery.id),
+        state,
+        delivery.errcode,
+        delivery.errmsg or "",
+        delivery.msgid or "",
+        delivery.id,
+        delivery.reason or "",
+    )
     record(
         "oa_template.test_sent",
         template,
         template_id=template.template_id,
         openid=openid,
         pagepath=pagepath,
-        client_msg_id=client_msg_id,
+        client_msg_id=result.client_msg_id,
+        delivery_id=delivery.id,
         state=state,
-        errcode=errcode,
+        errcode=result.errcode,
         errmsg=result.errmsg,
-        msgid=msgid,
+        msgid=result.msgid,
     )
     return preview, result

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
@@ -14,7 +14,9 @@ from sqlalchemy.exc import IntegrityError
 
 from ..access import requires
 from ..audience import segments as filters
+from ..audience.reach import reach_by_channel
 from ..audit.services import record
+from ..config import oa_configured
 from ..extensions import db
 from ..htmx import render_page_or_fragment
 from ..models import Role, Segment, utcnow
@@ -40,7 +42,8 @@ def _chosen_template(raw: str | None, templates: list[tuple[str, str]]) -> str |
 
 
 def preview(doc: dict | None, template_id: str | None, error: str | None = None) -> dict[str, Any]:
-    """What ``_preview.html`` shows: the count, a sample and the reach, or why the filter cannot be used."""
+    """What ``_preview.html`` shows: the count, a sample, the reach and the reach per channel, or why the
+    filter cannot be used. The Official Account's figures only when that channel is on."""
     if doc is None:
         return {"error": error}
     now = utcnow()
@@ -49,6 +52,8 @@ def preview(doc: dict | None, template_id: str | None, error: str | None = None)
         "count": filters.count_users(doc, now),
         "sample": filters.sample_users(doc, now, SAMPLE_SIZE),
         "reach": filters.reach(doc, template_id, now) if template_id else None,
+        "channel_reach": reach_by_channel(doc, template_id, now) if template_id else None,
+        "oa_on": oa_configured(current_app.config),
     }
 
 

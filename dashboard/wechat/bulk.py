@@ -1,4 +1,4 @@
-"""The bulk send funnel: many ``subscribeMessage.send`` calls in flight from one asyncio loop.
+"""The bulk send funnel: many send calls in flight from one asyncio loop.
 
 The synchronous client (``client.py``) costs about a millisecond of CPU per call through requests;
 a campaign needs hundreds of calls in flight at a fraction of that (docs/benchmarks.md). This module
@@ -6,6 +6,11 @@ builds the same request and reads the answer with the same function as the synch
 (``protocol.build_send_body``, ``protocol.read_answer``), takes tokens from the same shared token
 service, and never retries a send whose request may have left. The connections are
 ``keepalive.KeepAlivePool``'s, which says whether a failed request can have reached WeChat.
+
+One batch may mix accounts: a :class:`SendRequest` is the mini-program's ``subscribeMessage.send``
+with the funnel's own token source; a :class:`JsonRequest` names its path, its body and its token
+source (the linked Official Account's ``message/template/send`` with the OA's token). Each token source
+is asked once per batch, and a token refusal is retried once with that source's fresh token.
 """
 
 from __future__ import annotations
@@ -13,10 +18,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import quote
 
 from .errors import ErrorCategory, WeChatError
@@ -40,6 +45,8 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class SendRequest:
+    """A subscribe message (``subscribeMessage.send``), with the funnel's own token source."""
+
     key: Any  # the caller's handle (a delivery claim), returned with the outcome
     touser: str
     template_id: str
@@ -47,6 +54,32 @@ class SendRequest:
     page: str | None = None
     miniprogram_state: str = "formal"
     lang: str = "zh_CN"
+
+    path: ClassVar[str] = SEND_PATH
+    tokens: ClassVar[TokenSource | None] = None
+
+    def body(self) -> Mapping[str, Any]:
+        return build_send_body(
+            self.touser, self.template_id, self.data, self.page, self.miniprogram_state, self.lang
+        )
+
+
+@dataclass(frozen=True)
+class JsonRequest:
+    """Any send whose body is built by the caller: ``path`` on the same API base, with the access token of
+    ``tokens`` (another account's, e.g. the Official Account's; None: the funnel's own)."""
+
+    key: Any
+    touser: str
+    path: str
+    payload: Mapping[str, Any]
+    tokens: TokenSource | None = None
+
+    def body(self) -> Mapping[str, Any]:
+        return self.payload
+
+
+BulkRequest = SendRequest | JsonRequest
 
 
 @dataclass(frozen=True)
@@ -88,17 +121,17 @@ class BulkSender:
             api_base, limit=concurrency, connect_timeout=connect_timeout, read_timeout=read_timeout
         )
         self._scrub = scrubber(secret)
-        self._target_token, self._target = "", ""
+        self._targets: dict[tuple[str, str], str] = {}
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="tongzhi-bulk-send", daemon=True)
         self._thread.start()
 
     # -- public ----------------------------------------------------------------------------------
 
-    def submit(self, requests: Sequence[SendRequest]):
+    def submit(self, requests: Sequence[BulkRequest]):
         return asyncio.run_coroutine_threadsafe(self._send_all(list(requests)), self._loop)
 
-    def send(self, requests: Sequence[SendRequest]) -> list[SendOutcome]:
+    def send(self, requests: Sequence[BulkRequest]) -> list[SendOutcome]:
         return self.submit(requests).result()
 
     def close(self) -> None:
@@ -111,68 +144,79 @@ class BulkSender:
 
     # -- inside the loop -------------------------------------------------------------------------
 
-    async def _send_all(self, requests: list[SendRequest]) -> list[SendOutcome]:
-        # The token service may touch the database: ask it once per batch, off the loop.
+    async def _send_all(self, requests: list[BulkRequest]) -> list[SendOutcome]:
+        # The token services may touch the database: ask each once per batch, off the loop.
         started = datetime.now(UTC)
-        try:
-            token = await asyncio.to_thread(self.tokens.get_token)
-        except WeChatError as error:
-            # Nothing can leave without a token: every request gets the same not-sent verdict.
-            verdict = self._never_sent(error)
-            return [self._outcome(request, started, verdict) for request in requests]
-        return list(await asyncio.gather(*(self._send_one(request, token) for request in requests)))
-
-    async def _send_one(self, request: SendRequest, token: str) -> SendOutcome:
-        body = encode_json(
-            build_send_body(
-                request.touser,
-                request.template_id,
-                request.data,
-                request.page,
-                request.miniprogram_state,
-                request.lang,
+        sources: dict[int, TokenSource] = {}
+        for request in requests:
+            source = self._source(request)
+            sources.setdefault(id(source), source)
+        tokens: dict[int, str | WeChatError] = {}
+        for key, source in sources.items():
+            try:
+                tokens[key] = await asyncio.to_thread(source.get_token)
+            except WeChatError as error:
+                # Nothing of this account can leave without a token: each gets the same not-sent verdict.
+                tokens[key] = error
+        return list(
+            await asyncio.gather(
+                *(self._send_one(request, tokens[id(self._source(request))], started) for request in requests)
             )
         )
+
+    def _source(self, request: BulkRequest) -> TokenSource:
+        return request.tokens or self.tokens
+
+    async def _send_one(
+        self, request: BulkRequest, token: str | WeChatError, batch_started: datetime
+    ) -> SendOutcome:
+        if isinstance(token, WeChatError):
+            return self._outcome(request, batch_started, self._never_sent(token, request.path))
+        source = self._source(request)
+        body = encode_json(request.body())
         started = datetime.now(UTC)
-        verdict = await self._post(body, token)
+        verdict = await self._post(request.path, body, token)
         if verdict.category is ErrorCategory.TOKEN:
             # Refused before acting on it, so one retry with a fresh token cannot duplicate the send.
             try:
-                await asyncio.to_thread(self.tokens.invalidate, token)
-                fresh = await asyncio.to_thread(self.tokens.get_token)
+                await asyncio.to_thread(source.invalidate, token)
+                fresh = await asyncio.to_thread(source.get_token)
             except WeChatError as error:
-                verdict = self._never_sent(error)
+                verdict = self._never_sent(error, request.path)
             else:
                 if fresh != token:
-                    verdict = await self._post(body, fresh)
+                    verdict = await self._post(request.path, body, fresh)
         if verdict.category is ErrorCategory.UNKNOWN:
             log.warning("WeChat send to %s: %s", request.touser, verdict.errmsg)
         return self._outcome(request, started, verdict)
 
-    async def _post(self, body: bytes, token: str) -> Verdict:
-        if token != self._target_token:
-            self._target_token, self._target = token, f"{SEND_PATH}?access_token={quote(token, safe='')}"
+    async def _post(self, path: str, body: bytes, token: str) -> Verdict:
+        target = self._targets.get((path, token))
+        if target is None:
+            # A token lives for hours: keep the targets of the current ones only.
+            self._targets = {k: v for k, v in self._targets.items() if k[0] != path}
+            target = self._targets[(path, token)] = f"{path}?access_token={quote(token, safe='')}"
         answer: HttpReply | NeverSent | LostAnswer
         try:
-            response = await self._pool.post(self._target, body, JSON_CONTENT_TYPE)
+            response = await self._pool.post(target, body, JSON_CONTENT_TYPE)
         except NotSent as exc:
             answer = NeverSent(str(exc))
         except AnswerLost as exc:
             answer = LostAnswer(str(exc))
         else:
             answer = HttpReply(response.status, response.body)
-        return read_answer(answer, request=f"POST {SEND_PATH}", idempotent=False, scrub=self._scrub)
+        return read_answer(answer, request=f"POST {path}", idempotent=False, scrub=self._scrub)
 
-    def _never_sent(self, error: WeChatError) -> Verdict:
+    def _never_sent(self, error: WeChatError, path: str) -> Verdict:
         return read_answer(
             NeverSent("no access token", because=error),
-            request=f"POST {SEND_PATH}",
+            request=f"POST {path}",
             idempotent=False,
             scrub=self._scrub,
         )
 
     @staticmethod
-    def _outcome(request: SendRequest, started: datetime, verdict: Verdict) -> SendOutcome:
+    def _outcome(request: BulkRequest, started: datetime, verdict: Verdict) -> SendOutcome:
         return SendOutcome(
             request.key,
             started,

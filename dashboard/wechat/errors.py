@@ -44,12 +44,14 @@ CATEGORY_BY_CODE: dict[int, ErrorCategory] = {
     45011: ErrorCategory.TRANSIENT,  # per-minute limit
     45009: ErrorCategory.QUOTA,
     43101: ErrorCategory.NO_GRANT,
-    40003: ErrorCategory.RECIPIENT,
+    40003: ErrorCategory.RECIPIENT,  # also the Official Account's: an openid it does not know
+    43004: ErrorCategory.RECIPIENT,  # the Official Account's: the user does not follow it (any more)
     40037: ErrorCategory.TEMPLATE,
     43107: ErrorCategory.TEMPLATE,
     47003: ErrorCategory.CONTENT,
     45168: ErrorCategory.CONTENT,
     41030: ErrorCategory.PAGE,
+    40165: ErrorCategory.PAGE,  # the Official Account's: miniprogram.pagepath not in the published version
     40002: ErrorCategory.CONFIG,  # bad grant_type: our bug, but nothing a retry fixes
     40013: ErrorCategory.CONFIG,
     40125: ErrorCategory.CONFIG,
@@ -59,6 +61,7 @@ CATEGORY_BY_CODE: dict[int, ErrorCategory] = {
     41004: ErrorCategory.CONFIG,
     50004: ErrorCategory.CONFIG,
     50007: ErrorCategory.CONFIG,
+    48001: ErrorCategory.CONFIG,  # the account may not call this API (an OA not verified, or not linked)
     # An admin must confirm the caller's IP in the console (docs/wechat-rules.md, "Error codes").
     89503: ErrorCategory.CONFIG,
     89506: ErrorCategory.CONFIG,

@@ -66,6 +66,7 @@ def test_a_send_is_accepted_then_sent_by_the_worker(app, client, api_key, shippe
     assert message == {
         "id": message["id"],
         "state": "pending",
+        "channel": "mp_subscribe",
         "errcode": None,
         "errmsg": None,
         "msgid": None,

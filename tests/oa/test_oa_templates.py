@@ -197,7 +197,7 @@ def test_test_send_to_a_follower_and_to_a_non_follower(app, auth, client, synced
     message = oa_get(sandbox, "/messages", openid=follower)["messages"][-1]
     assert str(message["msgid"]) == msgid and message["errcode"] == 0
     assert message["miniprogram"] == {"appid": app.config["WECHAT_APPID"], "pagepath": "pages/index/index"}
-    assert message["client_msg_id"].startswith("tz-test-")
+    assert message["client_msg_id"].startswith("tongzhi-")  # the delivery's (dispatch.channels.client_msg_id)
     with app.app_context():
         event = db.session.scalars(
             select(AuditEvent).where(AuditEvent.action == "oa_template.test_sent")

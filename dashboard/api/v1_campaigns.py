@@ -44,6 +44,10 @@ FIELDS = {
     "quiet_hours",
     "schedule",
     "reminder",
+    # Issue 15: the channel asked, and the Official Account's template and values (``data``'s form).
+    "channel",
+    "oa_template_id",
+    "oa_data",
 }
 RUNS_LISTED = 100
 
@@ -72,18 +76,18 @@ def _whole(value: Any, low: int, high: int) -> int | None:
     return value
 
 
-def _data(value: Any) -> dict[str, Any]:
+def _data(value: Any, field: str = "data") -> dict[str, Any]:
     if value is None:
         return {}
     if not isinstance(value, dict):
-        raise _invalid("data", "data must be an object of keywords.")
+        raise _invalid(field, f"{field} must be an object of keywords.")
     for key, entry in value.items():
         if not isinstance(entry, dict) or not isinstance(entry.get("value"), str):
-            raise _invalid(f"data.{key}", f'{key}: give {{"value": "..."}} (and optionally "fallback").')
+            raise _invalid(f"{field}.{key}", f'{key}: give {{"value": "..."}} (and optionally "fallback").')
         for name, text in entry.items():
             if name not in ("value", "fallback") or not isinstance(text, str) or len(text) > VALUE_MAX:
                 raise _invalid(
-                    f"data.{key}", f"{key}: only value and fallback, strings of at most {VALUE_MAX}."
+                    f"{field}.{key}", f"{key}: only value and fallback, strings of at most {VALUE_MAX}."
                 )
     return value
 
@@ -119,11 +123,12 @@ def _reminder(value: Any) -> dict[str, Any]:
     steps = value.get("steps")
     if isinstance(steps, list):
         for index, step in enumerate(steps):
-            if isinstance(step, dict) and "data" in step:
-                try:
-                    _data(step["data"])
-                except ApiError as bad:
-                    raise _invalid(f"reminder.steps[{index}].{bad.field}", bad.message) from None
+            for name in ("data", "oa_data"):
+                if isinstance(step, dict) and name in step:
+                    try:
+                        _data(step[name], name)
+                    except ApiError as bad:
+                        raise _invalid(f"reminder.steps[{index}].{bad.field}", bad.message) from None
     return value
 
 
@@ -134,9 +139,22 @@ def parse_body(body: Any) -> dict[str, Any]:
     extra = sorted(set(body) - FIELDS)
     if extra:
         raise ApiError(422, "unexpected_field", f"Unknown field {extra[0]!r}.", field=extra[0])
-    template_id = _text(body, "template_id", 64, required=True)
-    if not TEMPLATE_ID_RE.match(template_id or ""):
+    channel = body.get("channel", "mp_subscribe")
+    if channel not in services.CHANNELS:
+        raise _invalid("channel", f"channel must be one of {', '.join(services.CHANNELS)}.")
+    # A campaign only on the Official Account has no mini-program template (``services.uses_mp``).
+    template_id = _text(body, "template_id", 64, required=services.uses_mp(channel))
+    if template_id is not None and not TEMPLATE_ID_RE.match(template_id):
         raise _invalid("template_id", "template_id must be a WeChat template ID.")
+    oa_template_id = _text(body, "oa_template_id", 64, required=services.uses_oa(channel))
+    if oa_template_id is not None and not services.uses_oa(channel):
+        raise _invalid(
+            "oa_template_id", "oa_template_id is for the oa_template and mp_subscribe_or_oa channels."
+        )
+    if oa_template_id is not None and not TEMPLATE_ID_RE.match(oa_template_id):
+        raise _invalid("oa_template_id", "oa_template_id must be an Official Account template ID.")
+    if body.get("oa_data") is not None and not services.uses_oa(channel):
+        raise _invalid("oa_data", "oa_data is for the oa_template and mp_subscribe_or_oa channels.")
     reminder = body.get("reminder")
     segment_id = None
     if body.get("segment_id") is None:
@@ -161,6 +179,9 @@ def parse_body(body: Any) -> dict[str, Any]:
         "template_id": template_id,
         "segment_id": segment_id,
         "data": _data(body.get("data")),
+        "channel": channel,
+        "oa_template_id": oa_template_id,
+        "oa_data": _data(body.get("oa_data"), "oa_data"),
         "page": _text(body, "page", CAMPAIGN_PAGE_MAX_LENGTH),
         "miniprogram_state": state,
         "lang": lang,
@@ -191,7 +212,11 @@ def campaign_json(campaign: Campaign) -> dict[str, Any]:
         "name": campaign.name,
         "state": campaign.state.value,
         "pause_reason": campaign.pause_reason or None,
-        "template_id": campaign.template_id,
+        "template_id": campaign.template_id or None,
+        "data": campaign.data or {},
+        "channel": campaign.channel,
+        "oa_template_id": campaign.oa_template_id,
+        "oa_data": campaign.oa_data,
         "segment_id": campaign.segment_id,
         "scheduled_at": campaign.scheduled_at.isoformat() if campaign.scheduled_at else None,
         "started_at": campaign.started_at.isoformat() if campaign.started_at else None,

@@ -46,7 +46,9 @@ def _move(summary: str, description: str) -> dict[str, Any]:
                 "404": _error("No campaign has this id"),
                 "409": _error(
                     "invalid_state: the state machine forbids this move from the campaign's state (the "
-                    "message says why); or the template or segment cannot be used now"
+                    "message says why); or the template or segment cannot be used now; oa_off: the "
+                    "campaign uses the Official Account and its channel is off; oa_template_<why>: its "
+                    "Official Account template cannot be used now (unknown, removed, changed)"
                 ),
                 "422": _error("A keyword value of the campaign breaks its rule (the template changed)"),
             },
@@ -69,7 +71,11 @@ def campaign_paths() -> dict[str, Any]:
                     **_answer("The new campaign, in state draft", "201"),
                     **AUTH_ERRORS,
                     "400": _error("The body is not JSON, or holds a NUL or a number too large to store"),
-                    "404": _error("No registered template or no segment has this id"),
+                    "404": _error(
+                        "No registered template, Official Account template (unknown_oa_template) or "
+                        "segment has this id"
+                    ),
+                    "409": _error("oa_off: the channel uses the Official Account, which is not configured"),
                     "413": _error("The body is larger than 64 KiB"),
                     "422": _error(
                         "A field is malformed, a keyword value can never pass its rule, or the schedule's "
@@ -253,6 +259,10 @@ def _reminder_schema() -> dict[str, Any]:
                             "The step's values, as data; {{user.attributes.<key>|date}} writes a date or "
                             "datetime attribute as a date/time keyword takes it (2026-12-31, 2026-12-31 09:30)"
                         ),
+                        "oa_data": _data_schema(
+                            "The step's Official Account values, as oa_data (on a channel that uses the "
+                            "Official Account)"
+                        ),
                     },
                 },
             },
@@ -267,12 +277,60 @@ def campaign_schemas() -> dict[str, Any]:
         "CampaignRequest": {
             "type": "object",
             "additionalProperties": False,
-            "required": ["name", "template_id"],
-            "description": "segment_id is required unless reminder is given",
-            "anyOf": [{"required": ["segment_id"]}, {"required": ["reminder"]}],
+            "required": ["name"],
+            "description": (
+                "segment_id is required unless reminder is given; template_id unless channel is "
+                "oa_template; oa_template_id when channel is oa_template or mp_subscribe_or_oa"
+            ),
+            "allOf": [
+                {"anyOf": [{"required": ["segment_id"]}, {"required": ["reminder"]}]},
+                {
+                    "anyOf": [
+                        {"required": ["template_id"], "properties": {"channel": {"const": "mp_subscribe"}}},
+                        {
+                            "required": ["channel", "oa_template_id"],
+                            "properties": {"channel": {"const": "oa_template"}},
+                            "not": {"required": ["template_id"]},
+                        },
+                        {
+                            "required": ["channel", "template_id", "oa_template_id"],
+                            "properties": {"channel": {"const": "mp_subscribe_or_oa"}},
+                        },
+                    ]
+                },
+            ],
             "properties": {
                 "name": _text(NAME_MAX),
-                "template_id": {"type": "string", "pattern": TEMPLATE_ID_RE.pattern},
+                "template_id": {
+                    "type": "string",
+                    "pattern": TEMPLATE_ID_RE.pattern,
+                    "description": "The subscribe message's template (not on the oa_template channel)",
+                },
+                "channel": {
+                    "type": "string",
+                    "enum": ["mp_subscribe", "oa_template", "mp_subscribe_or_oa"],
+                    "default": "mp_subscribe",
+                    "description": (
+                        "mp_subscribe: the subscribe message, spending a credit; oa_template: the Official "
+                        "Account's template message, to users who follow it (others are skipped "
+                        "not_following); mp_subscribe_or_oa: the subscribe message when the user holds a "
+                        "credit, else the Official Account when they follow, else skipped no_channel. A "
+                        "channel that uses the Official Account needs it configured (409 oa_off)"
+                    ),
+                },
+                "oa_template_id": {
+                    "type": "string",
+                    "pattern": TEMPLATE_ID_RE.pattern,
+                    "description": (
+                        "The Official Account template (Templates → Official Account); its card opens page "
+                        "in the mini-program. Unknown: 404 unknown_oa_template"
+                    ),
+                },
+                "oa_data": _data_schema(
+                    "The Official Account template's values, in data's form (fixed text or user variables "
+                    "with a fallback), judged by the Official Account's rules (422 naming oa_data.<key>). "
+                    "A key left out is empty (only first, remark and const may be)"
+                ),
                 "segment_id": {"type": "integer", "minimum": 1, "maximum": DB_INT_MAX},
                 "data": {
                     "type": "object",
@@ -330,7 +388,14 @@ def campaign_schemas() -> dict[str, Any]:
                     ),
                 },
                 "pause_reason": {"type": ["string", "null"]},
-                "template_id": {"type": "string"},
+                "template_id": {
+                    "type": ["string", "null"],
+                    "description": "null on the oa_template channel",
+                },
+                "data": {"type": "object"},
+                "channel": {"type": "string", "enum": ["mp_subscribe", "oa_template", "mp_subscribe_or_oa"]},
+                "oa_template_id": {"type": ["string", "null"]},
+                "oa_data": {"type": ["object", "null"]},
                 "segment_id": {"type": ["integer", "null"]},
                 "scheduled_at": {"type": ["string", "null"]},
                 "started_at": {"type": ["string", "null"]},
@@ -359,11 +424,38 @@ def campaign_schemas() -> dict[str, Any]:
                 },
                 "counts": {
                     "type": "object",
-                    "description": "recipients = pending + sent + failed + skipped + unknown; opens on top",
-                    "required": ["recipients", "pending", "sent", "failed", "skipped", "unknown", "opens"],
+                    "description": (
+                        "recipients = pending + sent + failed + skipped + unknown; opens on top; "
+                        "sent_by_channel splits sent by the channel each message went out on"
+                    ),
+                    "required": [
+                        "recipients",
+                        "pending",
+                        "sent",
+                        "failed",
+                        "skipped",
+                        "unknown",
+                        "opens",
+                        "sent_by_channel",
+                    ],
                     "properties": {
-                        name: count
-                        for name in ("recipients", "pending", "sent", "failed", "skipped", "unknown", "opens")
+                        **{
+                            name: count
+                            for name in (
+                                "recipients",
+                                "pending",
+                                "sent",
+                                "failed",
+                                "skipped",
+                                "unknown",
+                                "opens",
+                            )
+                        },
+                        "sent_by_channel": {
+                            "type": "object",
+                            "required": ["mp_subscribe", "oa_template"],
+                            "properties": {"mp_subscribe": count, "oa_template": count},
+                        },
                     },
                 },
             },

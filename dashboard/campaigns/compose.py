@@ -23,8 +23,10 @@ from ..extensions import db
 from ..models import Delivery, DeliverySource, WechatUser
 from ..models.campaign import Campaign
 from ..models.catalog import Drift, MessageTemplate
+from ..models.oa_template import OaTemplate
 from ..models.segment import Segment
 from ..models.types import utcnow
+from ..oa import templates as oa_templates
 from . import services, values
 
 SAMPLE_SIZE = 10
@@ -70,6 +72,22 @@ def preview_for(template: MessageTemplate, data: Any, user: dict[str, Any], lang
         shown = {source.key: values.text_for(source, user) for source in sources}
         return SamplePreview(build_preview(template, shown, lang), None, filled)
     return SamplePreview(build_preview(template, filled, lang), None, None)
+
+
+def oa_preview_for(template: OaTemplate, oa_data: Any, user: dict[str, Any]) -> SamplePreview:
+    """The Official Account card for one user, drawn by the OA catalog's ``build_preview`` (which marks
+    each value its rules refuse) from the values a launch would send (``values.fill``), or, for a user
+    who would be skipped, from the text as it came out (fixed text that breaks a rule included: the
+    card marks it, as the catalog's preview does)."""
+    try:
+        sources = values.oa_sources(template.keywords or [], oa_data or {}, judge=False)
+    except values.BadValue as bad:
+        return SamplePreview(None, bad.message, None, bad.key)
+    filled = values.fill(sources, user)
+    if isinstance(filled, str):
+        shown = {source.key: values.text_for(source, user) for source in sources}
+        return SamplePreview(oa_templates.build_preview(template, shown), None, filled)
+    return SamplePreview(oa_templates.build_preview(template, filled), None, None)
 
 
 # -- test sends ------------------------------------------------------------------------------------------
@@ -147,6 +165,9 @@ def duplicate(campaign: Campaign, name: str, operator_id: int | None) -> Campaig
             "template_id": campaign.template_id,
             "segment_id": campaign.segment_id,
             "data": dict(campaign.data or {}),
+            "channel": campaign.channel,
+            "oa_template_id": campaign.oa_template_id,
+            "oa_data": dict(campaign.oa_data or {}),
             "page": campaign.page,
             "miniprogram_state": campaign.miniprogram_state,
             "lang": campaign.lang,

@@ -29,8 +29,10 @@ from markupsafe import Markup
 from wtforms import SelectChoice
 
 from ..access import requires
+from ..audience.reach import reach_by_channel
 from ..audit.services import record
 from ..catalog.views import SKIP_REASONS, TEST_SEND_OUTCOMES
+from ..config import oa_configured
 from ..deliveries.opens import CAMPAIGN_PAGE_MAX_LENGTH
 from ..dispatch.limits import current_limits
 from ..extensions import db
@@ -39,10 +41,21 @@ from ..htmx import is_htmx
 from ..models import DeliveryState, Role, WechatUser
 from ..models.campaign import Campaign, CampaignState
 from ..models.catalog import Drift, MessageTemplate
+from ..models.oa_template import OaTemplate
 from ..models.segment import Segment
+from ..models.types import utcnow
+from ..oa import templates as oa_templates
 from ..wechat.errors import category_for
-from . import compose, dry_run, services
-from .forms import FORM_FIELDS, PAUSED_FORM_FIELDS, ComposeForm, keyword_data, keyword_entries
+from . import compose, dry_run, services, values
+from .forms import (
+    FORM_FIELDS,
+    PAUSED_FORM_FIELDS,
+    ComposeForm,
+    KeywordEntry,
+    keyword_data,
+    keyword_entries,
+    oa_keyword_entries,
+)
 from .states import InvalidTransition, check_edit
 
 bp = Blueprint("campaign_compose", __name__)
@@ -110,8 +123,8 @@ def preview_words(result: compose.SamplePreview, template) -> compose.SamplePrev
 def error_words(error: services.CampaignError, labels: dict[str, str]) -> str:
     """The service's refusal for a person: the keyword named, the sentence translated."""
     field = error.field or ""
-    if field.startswith("data."):
-        key = field[len("data.") :]
+    if field.startswith(("data.", "oa_data.")):
+        key = field.split(".", 1)[1]
         name = f"{labels.get(key, key)} ({key})" if key in labels else key
         text = error.message.split(": ", 1)[-1]
         breaks = re.match(r"^(['\"])(.*)\1 breaks the rule of a (\w+) keyword\.$", text, re.S)
@@ -141,6 +154,14 @@ def error_words(error: services.CampaignError, labels: dict[str, str]) -> str:
         return _("This template is not in the catalog.")
     if error.code.startswith("template_"):
         return _("The template cannot be used now: it is disabled, removed or changed in WeChat.")
+    if error.code == "oa_off":
+        return _("The Official Account channel is off: only the subscribe message can be sent.")
+    if error.code == "unknown_oa_template":
+        return _("This Official Account template is not in the catalog: sync the templates.")
+    if error.code.startswith("oa_template_"):
+        return _(
+            "The Official Account template cannot be used now: it is removed or changed in WeChat (review it in Templates → Official Account)."
+        )
     return error.message
 
 
@@ -157,6 +178,42 @@ def _templates(current: str | None = None) -> list[MessageTemplate]:
     ]
 
 
+def _oa_templates(current: str | None = None) -> list[OaTemplate]:
+    """The Official Account templates a campaign may use (not removed), and the campaign's own."""
+    query = sa.select(OaTemplate).order_by(OaTemplate.title)
+    return [t for t in db.session.scalars(query) if not t.is_removed or t.template_id == current]
+
+
+def _oa_template(template_id: str | None, choices: list[OaTemplate]) -> OaTemplate | None:
+    return next((t for t in choices if t.template_id == template_id), choices[0] if choices else None)
+
+
+def oa_on() -> bool:
+    return oa_configured(current_app.config)
+
+
+def oa_entry_errors(template: OaTemplate, entries: list[KeywordEntry]) -> bool:
+    """Each Official Account value that breaks the OA's rules for every recipient (fixed text, or the
+    fallback of text with variables) marked on its row, in the operator's language, by the OA catalog's
+    checker (``oa.templates.build_preview``); True when one does. Values with user variables are judged
+    per user at launch (a user whose value breaks a rule is skipped)."""
+    data = keyword_data(entries)
+    fixed: dict[str, str] = {}
+    for entry in entries:
+        item = data.get(entry.key, {"value": ""})
+        text = item["value"] if not values.VARIABLE_RE.search(item["value"]) else item.get("fallback")
+        if text is not None:
+            fixed[entry.key] = text
+    checks = oa_templates.build_preview(template, fixed).checks
+    found = False
+    for entry in entries:
+        check = checks.get(entry.key)
+        if entry.key in fixed and check is not None and check.errors:
+            entry.error = check.errors[0].message(_locale())
+            found = True
+    return found
+
+
 def _template(template_id: str | None, choices: list[MessageTemplate]) -> MessageTemplate | None:
     for template in choices:
         if template.template_id == template_id:
@@ -169,6 +226,13 @@ def _prepare(form: ComposeForm, campaign: Campaign | None) -> list[MessageTempla
     form.template_id.choices = [
         SelectChoice(t.template_id, f"{t.title} · {t.template_id}") for t in templates
     ]
+    oa_choices = _oa_templates(campaign.oa_template_id if campaign else None)
+    form.oa_template_id.choices = [
+        SelectChoice(t.template_id, f"{t.title} · {t.template_id}") for t in oa_choices
+    ]
+    if not oa_on():
+        # The channel is off: the campaign keeps the channel it has (a new one: the subscribe message).
+        form.channel.data = campaign.channel if campaign else "mp_subscribe"
     form.segment_id.choices = [
         SelectChoice(s.id, s.name) for s in db.session.scalars(sa.select(Segment).order_by(Segment.name))
     ]
@@ -207,21 +271,48 @@ def _not_for_reminders(campaign: Campaign):
     return redirect(url_for("campaigns.detail", campaign_id=campaign.id), 303)
 
 
-def _page(form: ComposeForm, campaign: Campaign | None, templates, entries, status: int = 200, **extra):
+def _oa_parts(form: ComposeForm, campaign: Campaign | None, formdata) -> dict[str, Any]:
+    """The Official Account template chosen and its value rows (from the form, else the campaign's)."""
+    choices = _oa_templates(campaign.oa_template_id if campaign else None)
+    chosen = _oa_template(form.oa_template_id.data, choices)
+    saved = campaign.oa_data if campaign else None
+    return {
+        "oa_template": chosen,
+        "oa_entries": oa_keyword_entries(chosen, formdata, saved) if chosen else [],
+    }
+
+
+def _reach(segment: Segment | None, template: MessageTemplate | None) -> dict[str, int] | None:
+    """The segment's users each channel could message now, for the chosen template (``audience.reach``)."""
+    if segment is None:
+        return None
+    return reach_by_channel(segment.filter, template.template_id if template else "", utcnow())
+
+
+def _page(
+    form: ComposeForm, campaign: Campaign | None, templates, entries, status: int = 200, oa=None, **extra
+):
     template = _template(form.template_id.data, templates)
     segment = db.session.get(Segment, form.segment_id.data) if form.segment_id.data else None
     sample = compose.sample(segment)
-    preview = None
-    if template is not None and entries is not None:
-        user = compose.user_mapping(sample[0]) if sample else compose.user_mapping(None)
+    oa = oa if oa is not None else _oa_parts(form, campaign, None)
+    user = compose.user_mapping(sample[0]) if sample else compose.user_mapping(None)
+    preview = oa_preview = None
+    if template is not None and entries is not None and form.uses_mp():
         preview = compose.preview_for(template, keyword_data(entries), user, form.lang.data or "zh_CN")
         preview = preview_words(preview, template)
+    if oa["oa_template"] is not None and form.uses_oa():
+        oa_preview = compose.oa_preview_for(oa["oa_template"], keyword_data(oa["oa_entries"]), user)
     paused = campaign is not None and campaign.state == S.paused
     context: dict[str, Any] = {
         "form": form,
         "campaign": campaign,
         "template": template,
         "entries": entries or [],
+        **oa,
+        "oa_on": oa_on(),
+        "oa_preview": oa_preview,
+        "reach": _reach(segment, template),
         "locked": _locked_fields(campaign),
         "paused_note": say(
             "A paused campaign may change only its values and its rate; its template, segment and schedule "
@@ -243,14 +334,17 @@ def _page(form: ComposeForm, campaign: Campaign | None, templates, entries, stat
     return response
 
 
-def _apply_errors(form: ComposeForm, entries, error: services.CampaignError, template) -> str | None:
+def _apply_errors(
+    form: ComposeForm, entries, error: services.CampaignError, template, oa_entries=()
+) -> str | None:
     """Put the service's refusal next to the field it names; returns it when no field shows it."""
     labels = {spec["key"]: spec.get("label") or spec["key"] for spec in template.keyword_specs}
+    labels |= {e.key: e.label for e in oa_entries} if (error.field or "").startswith("oa_data.") else {}
     words = error_words(error, labels)
     field = error.field or ""
-    if field.startswith("data."):
-        key = field[len("data.") :]
-        for entry in entries:
+    if field.startswith(("data.", "oa_data.")):
+        key = field.split(".", 1)[1]
+        for entry in oa_entries if field.startswith("oa_data.") else entries:
             if entry.key == key:
                 entry.error = words
                 return None
@@ -268,6 +362,8 @@ def _apply_errors(form: ComposeForm, entries, error: services.CampaignError, tem
         "schedule.weekdays": form.weekdays,
         "schedule.day": form.day,
         "scheduled_at": form.scheduled_at,
+        "channel": form.channel,
+        "oa_template_id": form.oa_template_id,
     }.get(field)
     if target is not None:
         target.errors = [*target.errors, words]
@@ -297,16 +393,24 @@ def new():
             entries,
             problem=_("No template can be used: add or enable one in Templates first."),
         )
+    oa = _oa_parts(form, None, request.form if request.method == "POST" else None)
     if request.method == "GET" or not form.validate():
-        return _page(form, None, templates, entries)
+        return _page(form, None, templates, entries, oa=oa)
+    if (
+        form.uses_oa()
+        and oa["oa_template"] is not None
+        and oa_entry_errors(oa["oa_template"], oa["oa_entries"])
+    ):
+        return _page(form, None, templates, entries, status=422, oa=oa)
     try:
         campaign = services.create_campaign(
-            form.campaign_fields(template, keyword_data(entries)), created_by_id=current_user.id
+            form.campaign_fields(template, keyword_data(entries), keyword_data(oa["oa_entries"])),
+            created_by_id=current_user.id,
         )
     except services.CampaignError as error:
         db.session.rollback()
-        problem = _apply_errors(form, entries, error, template)
-        return _page(form, None, templates, entries, status=422, problem=problem)
+        problem = _apply_errors(form, entries, error, template, oa["oa_entries"])
+        return _page(form, None, templates, entries, status=422, problem=problem, oa=oa)
     record("campaign.created", campaign, template_id=campaign.template_id, segment_id=campaign.segment_id)
     db.session.commit()
     flash(_("Draft saved. Check it with the dry run and a test send, then launch it."), "success")
@@ -336,27 +440,37 @@ def edit(campaign_id: int):
         if template
         else None
     )
+    oa = _oa_parts(form, campaign, request.form if request.method == "POST" else None)
     if request.method == "GET" or _refusal(campaign):
         if request.method == "POST":  # nothing is saved: the page says why
-            return _page(form, campaign, templates, entries, status=409)
-        return _page(form, campaign, templates, entries)
+            return _page(form, campaign, templates, entries, status=409, oa=oa)
+        return _page(form, campaign, templates, entries, oa=oa)
     if not form.validate():
-        return _page(form, campaign, templates, entries)
-    fields = form.campaign_fields(template, keyword_data(entries))
+        return _page(form, campaign, templates, entries, oa=oa)
+    if (
+        form.uses_oa()
+        and oa["oa_template"] is not None
+        and oa_entry_errors(oa["oa_template"], oa["oa_entries"])
+    ):
+        return _page(form, campaign, templates, entries, status=422, oa=oa)
+    fields = form.campaign_fields(template, keyword_data(entries), keyword_data(oa["oa_entries"]))
     if campaign.state == S.paused:
-        fields = {"data": fields["data"], "rate_per_second": fields["rate_per_second"]}
+        kept = ("data", "rate_per_second", "oa_data") if form.uses_oa() else ("data", "rate_per_second")
+        fields = {name: fields[name] for name in kept}
+        if not form.uses_mp():
+            del fields["data"]
     try:
         if campaign.state == S.draft and db.session.get(Segment, fields["segment_id"]) is None:
             raise services.CampaignError(404, "unknown_segment", "No segment has this id.", "segment_id")
         services.update_campaign(campaign, fields)
     except services.CampaignError as error:
         db.session.rollback()
-        problem = _apply_errors(form, entries, error, template)
-        return _page(form, campaign, templates, entries, status=422, problem=problem)
+        problem = _apply_errors(form, entries, error, template, oa["oa_entries"])
+        return _page(form, campaign, templates, entries, status=422, problem=problem, oa=oa)
     except InvalidTransition as refused:
         db.session.rollback()
         campaign = db.session.get(Campaign, campaign_id, populate_existing=True)
-        return _page(form, campaign, templates, entries, status=409, problem=say(refused.message))
+        return _page(form, campaign, templates, entries, status=409, problem=say(refused.message), oa=oa)
     record("campaign.edited", campaign, fields=sorted(fields))
     db.session.commit()
     flash(_("Campaign saved."), "success")
@@ -371,6 +485,23 @@ def keywords():
     template = _template(request.args.get("template_id"), templates)
     entries = keyword_entries(template, request.args) if template else []
     return render_template("campaigns/_keyword_fields.html", template=template, entries=entries, locked=set())
+
+
+@bp.route("/compose/oa-keywords")
+@requires(Role.marketer)
+def oa_keywords():
+    """The Official Account template's value rows for the OA template chosen (htmx, when it changes)."""
+    choices = _oa_templates(request.args.get("oa_template_id"))
+    template = _oa_template(request.args.get("oa_template_id"), choices)
+    entries = oa_keyword_entries(template, request.args) if template else []
+    return render_template(
+        "campaigns/_keyword_fields.html",
+        template=template,
+        entries=entries,
+        locked=set(),
+        prefix="oa-",
+        fields_id="oa-keyword-fields",
+    )
 
 
 # -- the card for a sample user --------------------------------------------------------------------------
@@ -401,7 +532,23 @@ def preview(campaign_id: int | None):
     if user is None and sample:
         user = sample[0]
     lang = args.get("lang") or (campaign.lang if campaign else template.lang) or "zh_CN"
-    result = preview_words(compose.preview_for(template, data, compose.user_mapping(user), lang), template)
+    mapping = compose.user_mapping(user)
+    channel = (args.get("channel") if from_form else None) or (campaign.channel if campaign else "")
+    channel = channel if channel in services.CHANNELS and oa_on() else (campaign.channel if campaign else "")
+    channel = channel or "mp_subscribe"
+    result = oa_preview = None
+    if services.uses_mp(channel):
+        result = preview_words(compose.preview_for(template, data, mapping, lang), template)
+    if services.uses_oa(channel):
+        oa_template_id = args.get("oa_template_id") or (campaign.oa_template_id if campaign else None)
+        oa_template = _oa_template(oa_template_id, _oa_templates(oa_template_id))
+        if oa_template is not None:
+            oa_data = (
+                keyword_data(oa_keyword_entries(oa_template, args))
+                if from_form
+                else (campaign.oa_data if campaign else {})
+            )
+            oa_preview = compose.oa_preview_for(oa_template, oa_data, mapping)
     response = make_response(
         render_template(
             "campaigns/_compose_preview.html",
@@ -410,6 +557,9 @@ def preview(campaign_id: int | None):
             sample=sample,
             chosen=user.openid if user else "",
             sample_preview=result,
+            oa_preview=oa_preview,
+            reach=_reach(segment, template),
+            oa_on=oa_on(),
             locale=_locale(),
         )
     )

@@ -4,6 +4,8 @@
 The keyword values are not WTForms fields: their number and names follow the chosen template, so they
 are read from the posted form by :func:`keyword_entries` (``source-<key>``, ``value-<key>``,
 ``fallback-<key>``) and checked by the service, which names a bad keyword in ``CampaignError.field``.
+The Official Account template's values are read the same way with the prefix ``oa-``
+(:func:`oa_keyword_entries`).
 """
 
 from __future__ import annotations
@@ -32,8 +34,10 @@ from wtforms.validators import DataRequired, Length, NumberRange, Optional, Rege
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from ..catalog.forms import lang_choices, state_choices
+from ..models import Channel
 from ..models.campaign import DEFAULT_QUIET_END, DEFAULT_QUIET_START, Campaign
 from ..models.catalog import MessageTemplate
+from ..models.oa_template import OaTemplate
 from . import recurring, values
 
 NAME_MAX = 120
@@ -46,7 +50,9 @@ SOURCES = (SOURCE_DEFAULT, SOURCE_TEXT, SOURCE_VARIABLES)
 PAUSED_FORM_FIELDS = ("rate_per_second",)
 FORM_FIELDS = (
     "name",
+    "channel",
     "template_id",
+    "oa_template_id",
     "segment_id",
     "page",
     "miniprogram_state",
@@ -87,6 +93,13 @@ SCHEDULE_PROBLEMS = {
     "too_often": _l("A campaign may repeat at most once an hour."),
 }
 DEFAULT_REPEAT_TIME = time(9, 0)
+# The channel a campaign's messages ask for (``models.delivery.Channel``), as the form offers it.
+CHANNEL_CHOICES = (
+    (Channel.mp_subscribe.value, _l("Subscribe message (mini-program)")),
+    (Channel.oa_template.value, _l("Official Account template message")),
+    (Channel.mp_subscribe_or_oa.value, _l("Subscribe message, else Official Account")),
+)
+OA_PREFIX = "oa-"  # the form names of the Official Account template's values
 
 
 def zone() -> ZoneInfo:
@@ -105,7 +118,28 @@ def to_local(moment: datetime) -> datetime:
     return moment.astimezone(zone()).replace(tzinfo=None)
 
 
-class ComposeForm(FlaskForm):
+class ChannelFields:
+    """The channel and the Official Account template, shared by the campaign and the reminder forms."""
+
+    channel = RadioField(
+        _l("Channel"),
+        choices=[SelectChoice(value, label) for value, label in CHANNEL_CHOICES],
+        default=Channel.mp_subscribe.value,
+    )
+    oa_template_id = SelectField(_l("Official Account template"), validators=[Optional()])
+
+    def uses_oa(self) -> bool:
+        return self.channel.data != Channel.mp_subscribe.value
+
+    def uses_mp(self) -> bool:
+        return self.channel.data != Channel.oa_template.value
+
+    def validate_oa_template_id(self, field) -> None:
+        if self.uses_oa() and not field.data:
+            raise ValidationError(_l("Choose the Official Account template."))
+
+
+class ComposeForm(ChannelFields, FlaskForm):
     name = StringField(_l("Campaign name"), validators=[DataRequired(), Length(max=NAME_MAX)])
     template_id = SelectField(_l("Template"), validators=[DataRequired()])
     segment_id = SelectField(_l("Segment"), coerce=int, validators=[DataRequired()])
@@ -223,7 +257,9 @@ class ComposeForm(FlaskForm):
             formdata=None,
             data={
                 "name": campaign.name,
+                "channel": campaign.channel,
                 "template_id": campaign.template_id,
+                "oa_template_id": campaign.oa_template_id or "",
                 "segment_id": campaign.segment_id,
                 "page": campaign.page or "",
                 "miniprogram_state": campaign.miniprogram_state,
@@ -238,8 +274,11 @@ class ComposeForm(FlaskForm):
             },
         )
 
-    def campaign_fields(self, template: MessageTemplate, data: dict[str, Any]) -> dict[str, Any]:
-        """Every field of a draft, as ``services.create_campaign`` and ``update_campaign`` take them."""
+    def campaign_fields(
+        self, template: MessageTemplate, data: dict[str, Any], oa_data: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Every field of a draft, as ``services.create_campaign`` and ``update_campaign`` take them. On
+        the ``oa_template`` channel the mini-program template is left out (``services.uses_mp``)."""
         quiet_start = quiet_end = None
         if self.quiet_hours.data:
             quiet_start = self.quiet_start.data or DEFAULT_QUIET_START
@@ -247,12 +286,16 @@ class ComposeForm(FlaskForm):
             if quiet_start == quiet_end:  # an empty window: no quiet hours (as the API reads it)
                 quiet_start = quiet_end = None
         page = (self.page.data or "").strip()
+        mp = self.uses_mp()
         return {
             "name": self.name.data.strip(),
-            "template_id": template.template_id,
+            "template_id": template.template_id if mp else "",
             "segment_id": self.segment_id.data,
-            "data": data,
-            "page": page or template.page or None,
+            "data": data if mp else {},
+            "channel": self.channel.data,
+            "oa_template_id": self.oa_template_id.data if self.uses_oa() else None,
+            "oa_data": oa_data if self.uses_oa() else None,
+            "page": page or (template.page if mp else None) or None,
             "miniprogram_state": self.miniprogram_state.data,
             "lang": self.lang.data,
             "scheduled_at": to_utc(self.scheduled_at.data)
@@ -297,16 +340,33 @@ def keyword_entries(
     template: MessageTemplate, formdata: Mapping[str, str] | None, saved: Mapping[str, Any] | None = None
 ) -> list[KeywordEntry]:
     """The keyword rows from a posted form, else from a campaign's saved ``data``, else the defaults."""
+    return _entries(template.keyword_specs, formdata, saved, "")
+
+
+def oa_keyword_entries(
+    template: OaTemplate, formdata: Mapping[str, str] | None, saved: Mapping[str, Any] | None = None
+) -> list[KeywordEntry]:
+    """The Official Account template's rows (``oa-source-<key>`` …): the OA has no template defaults, so
+    "default" is an empty value (which only ``first``, ``remark`` and ``const`` may be)."""
+    return _entries(template.keywords or [], formdata, saved, OA_PREFIX)
+
+
+def _entries(
+    specs: list[Mapping[str, Any]],
+    formdata: Mapping[str, str] | None,
+    saved: Mapping[str, Any] | None,
+    prefix: str,
+) -> list[KeywordEntry]:
     entries = []
-    for spec in template.keyword_specs:
+    for spec in specs:
         key = spec["key"]
         default = spec.get("default") or ""
         label = spec.get("label") or spec.get("content_label") or key
-        if formdata is not None and f"source-{key}" in formdata:
-            source = formdata.get(f"source-{key}") or SOURCE_DEFAULT
+        if formdata is not None and f"{prefix}source-{key}" in formdata:
+            source = formdata.get(f"{prefix}source-{key}") or SOURCE_DEFAULT
             source = source if source in SOURCES else SOURCE_DEFAULT
-            value = (formdata.get(f"value-{key}") or "")[:VALUE_MAX]
-            fallback = (formdata.get(f"fallback-{key}") or "")[:VALUE_MAX]
+            value = (formdata.get(f"{prefix}value-{key}") or "")[:VALUE_MAX]
+            fallback = (formdata.get(f"{prefix}fallback-{key}") or "")[:VALUE_MAX]
         elif saved and isinstance(saved.get(key), Mapping):
             value = str(saved[key].get("value") or "")
             fallback = str(saved[key].get("fallback") or "")

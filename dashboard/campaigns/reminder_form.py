@@ -22,18 +22,21 @@ from ..audit.services import record
 from ..extensions import db
 from ..models import Role
 from ..models.catalog import MessageTemplate
+from ..models.oa_template import OaTemplate
 from ..models.segment import Segment
 from . import reminders, services
-from .compose_views import _templates, error_words
+from .compose_views import _oa_template, _oa_templates, _templates, error_words, oa_on
+from .forms import ChannelFields
 from .views import bp
 
 NAME_MAX = 120
 VALUE_MAX = 512
 DEFAULT_OFFSETS = (-7, -1, 0)
-STEP_FIELD_RE = re.compile(r"^reminder\.steps\[(\d+)\](?:\.(offset_days|data)(?:\.(.+))?)?$")
+STEP_FIELD_RE = re.compile(r"^reminder\.steps\[(\d+)\](?:\.(offset_days|data|oa_data)(?:\.(.+))?)?$")
+OA_STEP = "oa-"  # a step's Official Account values are s<n>-oa-<key> (and -fallback)
 
 
-class ReminderForm(FlaskForm):
+class ReminderForm(ChannelFields, FlaskForm):
     name = StringField(_l("Name"), validators=[DataRequired(), Length(max=NAME_MAX)])
     template_id = StringField(validators=[DataRequired()])
     segment_id = SelectField(_l("Only users in segment"), coerce=int, default=0)
@@ -47,16 +50,20 @@ class ReminderForm(FlaskForm):
         return [self.offset_1, self.offset_2, self.offset_3]
 
 
-def _step_values(template: MessageTemplate, form_data) -> list[dict[str, dict[str, str]]]:
-    """Per step (1 to 3) the values typed for each keyword: ``s<n>-<key>`` and ``s<n>-<key>-fallback``."""
+def _step_values(
+    template: MessageTemplate | OaTemplate, form_data, prefix: str = ""
+) -> list[dict[str, dict[str, str]]]:
+    """Per step (1 to 3) the values typed for each keyword: ``s<n>-<key>`` and ``s<n>-<key>-fallback``
+    (an Official Account template's: ``s<n>-oa-<key>``, with ``prefix`` ``OA_STEP``)."""
+    specs = (template.keywords or []) if isinstance(template, OaTemplate) else template.keyword_specs
     steps = []
     for number in range(1, reminders.MAX_STEPS + 1):
         data: dict[str, dict[str, str]] = {}
-        for spec in template.keyword_specs:
+        for spec in specs:
             key = spec["key"]
-            value = (form_data.get(f"s{number}-{key}") or "")[:VALUE_MAX]
+            value = (form_data.get(f"s{number}-{prefix}{key}") or "")[:VALUE_MAX]
             entry = {"value": value}
-            fallback = (form_data.get(f"s{number}-{key}-fallback") or "")[:VALUE_MAX]
+            fallback = (form_data.get(f"s{number}-{prefix}{key}-fallback") or "")[:VALUE_MAX]
             if fallback:
                 entry["fallback"] = fallback
             data[key] = entry
@@ -72,11 +79,17 @@ def _default_values(template: MessageTemplate) -> list[dict[str, dict[str, str]]
 
 
 def _page(form: ReminderForm, template, templates, values_, status: int = 200, **extra):
+    oa_template = extra.pop("oa_template", None)
     context = {
         "form": form,
         "template": template,
         "templates": templates,
         "step_values": values_,
+        "oa_on": oa_on(),
+        "oa_templates": _oa_templates(),
+        "oa_template": oa_template,
+        "oa_step_values": extra.pop("oa_values", None) or [{} for _ in range(reminders.MAX_STEPS)],
+        "locked": set(),
         "errors": extra.pop("errors", {}),
         "timezone": current_app.config.get("TIMEZONE") or "Asia/Shanghai",
         **extra,
@@ -92,10 +105,11 @@ def _apply_error(form: ReminderForm, error: services.CampaignError, template) ->
     step = STEP_FIELD_RE.match(field)
     if step:
         number = int(step.group(1)) + 1
-        if step.group(2) == "data" and step.group(3):
+        if step.group(2) in ("data", "oa_data") and step.group(3):
             key = step.group(3)
             words = error_words(services.CampaignError(422, error.code, error.message, f"data.{key}"), labels)
-            return {f"s{number}-{key}": words}, None
+            prefix = OA_STEP if step.group(2) == "oa_data" else ""
+            return {f"s{number}-{prefix}{key}": words}, None
         if step.group(2) == "offset_days" and 1 <= number <= reminders.MAX_STEPS:
             target = form.offsets()[number - 1]
             target.errors = [*target.errors, _("Give each step its own day, -365 to 365.")]
@@ -107,6 +121,9 @@ def _apply_error(form: ReminderForm, error: services.CampaignError, template) ->
         return {}, None
     if field == "reminder.time":
         form.send_time.errors = [*form.send_time.errors, _("Give the time of day to send at.")]
+        return {}, None
+    if field in ("channel", "oa_template_id"):
+        form[field].errors = [*form[field].errors, error_words(error, labels)]
         return {}, None
     return {}, error_words(error, labels)
 
@@ -124,6 +141,14 @@ def new_reminder():
     form.attribute.choices = [
         SelectChoice(a.key, f"{a.label} · {a.key}") for a in reminders.date_attributes()
     ]
+    oa_choices = _oa_templates()
+    form.oa_template_id.choices = [SelectChoice(t.template_id, t.title) for t in oa_choices]
+    oa_template = _oa_template(request.values.get("oa_template_id"), oa_choices)
+    if request.method == "GET":
+        form.channel.data = request.args.get("channel") or "mp_subscribe"
+        form.oa_template_id.data = oa_template.template_id if oa_template else None
+    if not oa_on():
+        form.channel.data = "mp_subscribe"
     if template is None:
         return _page(
             form,
@@ -148,18 +173,23 @@ def new_reminder():
             form.send_time.data = time(9, 0)
         for field, offset in zip(form.offsets(), DEFAULT_OFFSETS, strict=True):
             field.data = offset
-        return _page(form, template, templates, _default_values(template))
+        return _page(form, template, templates, _default_values(template), oa_template=oa_template)
     typed = _step_values(template, request.form)
+    oa_typed = _step_values(oa_template, request.form, OA_STEP) if oa_template is not None else None
+    shown = {"oa_template": oa_template, "oa_values": oa_typed}
     if not form.validate():
-        return _page(form, template, templates, typed, status=422)
+        return _page(form, template, templates, typed, status=422, **shown)
     steps = [
-        {"offset_days": field.data, "data": typed[index]}
+        {"offset_days": field.data, "data": typed[index] if form.uses_mp() else {}}
+        | ({"oa_data": oa_typed[index]} if form.uses_oa() and oa_typed is not None else {})
         for index, field in enumerate(form.offsets())
         if field.data is not None
     ]
     fields = {
         "name": form.name.data.strip(),
-        "template_id": template.template_id,
+        "template_id": template.template_id if form.uses_mp() else "",
+        "channel": form.channel.data,
+        "oa_template_id": form.oa_template_id.data if form.uses_oa() else None,
         "segment_id": form.segment_id.data or None,
         "reminder": {
             "attribute": form.attribute.data,
@@ -178,7 +208,7 @@ def new_reminder():
             real = numbers[int(step.group(1))]
             error.field = (error.field or "").replace(f"[{step.group(1)}]", f"[{real}]", 1)
         errors, problem = _apply_error(form, error, template)
-        return _page(form, template, templates, typed, status=422, errors=errors, problem=problem)
+        return _page(form, template, templates, typed, status=422, errors=errors, problem=problem, **shown)
     record("campaign.created", campaign, template_id=campaign.template_id, segment_id=campaign.segment_id)
     db.session.commit()
     flash(_("Reminder saved. Launch it to start sending every day."), "success")

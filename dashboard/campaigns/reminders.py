@@ -47,7 +47,9 @@ MAX_OFFSET_DAYS = 365
 FORECAST_DAYS = 14
 DATE_TYPES = ("date", "datetime")
 FIELDS = {"attribute", "time", "steps"}
-STEP_FIELDS = {"offset_days", "data"}
+# ``oa_data``: the step's Official Account values (``Campaign.oa_data``'s form), for a reminder on a
+# channel that uses the Official Account (``services.uses_oa``); the OA template is the reminder's.
+STEP_FIELDS = {"offset_days", "data", "oa_data"}
 # Reasons a forecast user cannot be sent to now (``audience.segments.UNREACHABLE_REASONS``): the first two
 # are the user's own settings, the last two are fixed by a new grant.
 GRANT_AGAIN = ("no_credit", "budget")
@@ -138,7 +140,12 @@ def parse_reminder(value: Any) -> dict[str, Any]:
         data = step.get("data", {})
         if not isinstance(data, Mapping):
             raise BadReminder(f"{path}.data", f"{path}.data must be an object of keywords.")
-        normalised.append({"offset_days": offset, "data": dict(data)})
+        entry: dict[str, Any] = {"offset_days": offset, "data": dict(data)}
+        if step.get("oa_data") is not None:
+            if not isinstance(step["oa_data"], Mapping):
+                raise BadReminder(f"{path}.oa_data", f"{path}.oa_data must be an object of keys.")
+            entry["oa_data"] = dict(step["oa_data"])
+        normalised.append(entry)
     return {"attribute": attribute, "time": clock, "steps": normalised}
 
 
@@ -152,6 +159,20 @@ def check_steps(
             found.append(values.parse_sources(specs, step.get("data") or {}))
         except values.BadValue as bad:
             raise BadReminder(f"reminder.steps[{index}].data.{bad.key}", bad.message) from None
+    return found
+
+
+def check_oa_steps(
+    keywords: list[Mapping[str, Any]], reminder: Mapping[str, Any]
+) -> list[list[values.KeywordSource]]:
+    """Each step's ``oa_data`` read against the Official Account template's keys, by the OA's rules.
+    :raise BadReminder: naming the key (``reminder.steps[0].oa_data.first``)."""
+    found = []
+    for index, step in enumerate(reminder["steps"]):
+        try:
+            found.append(values.oa_sources(keywords, step.get("oa_data") or {}))
+        except values.BadValue as bad:
+            raise BadReminder(f"reminder.steps[{index}].oa_data.{bad.key}", bad.message) from None
     return found
 
 
@@ -190,12 +211,27 @@ def snapshot(run: Campaign, now: datetime) -> int:
     """The run's recipients as delivery rows (see the module's text); the number of rows. Runs inside
     ``services.start``'s transaction."""
     from ..deliveries.opens import sql_open_token, tracked_page_prefix
-    from .services import _template, check_sources
+    from .services import (
+        _template,
+        channel_columns,
+        check_oa_sources,
+        check_sources,
+        oa_template_of,
+        uses_mp,
+        uses_oa,
+    )
 
-    template = _template(run.template_id)
     reminder = run.reminder or {}
     steps = reminder.get("steps") or []
-    sources = [check_sources(template, step.get("data") or {}) for step in steps]
+    template = _template(run.template_id) if uses_mp(run.channel) else None
+    sources = [
+        check_sources(template, step.get("data") or {}) if template is not None else [] for step in steps
+    ]
+    oa_template = oa_template_of(run.oa_template_id) if uses_oa(run.channel) else None
+    oa_sources = [
+        check_oa_sources(oa_template, step.get("oa_data") or {}) if oa_template is not None else None
+        for step in steps
+    ]
     day = local_day(run)
     reminder_id = run.parent_id or run.id
     sent = ReminderSent.__table__
@@ -244,6 +280,7 @@ def snapshot(run: Campaign, now: datetime) -> int:
         "page": sa.literal(prefix, sa.String) + r.token if prefix else sa.literal(run.page, sa.String),
         "miniprogram_state": sa.literal(run.miniprogram_state, sa.String),
         "lang": sa.literal(run.lang, sa.String),
+        **channel_columns(run, None),
         "state": sa.literal(DeliveryState.pending.value, sa.String),
         "attempts": sa.literal(0, sa.Integer),
         "reason": sa.literal("", sa.String),
@@ -254,16 +291,22 @@ def snapshot(run: Campaign, now: datetime) -> int:
     if prefix:
         columns["open_token"] = r.token
     db.session.execute(sa.insert(t).from_select(list(columns), sa.select(*columns.values())))
-    for index, step_sources in enumerate(sources):
-        _fill_step(run.id, index, step_sources)
+    for index, (step_sources, step_oa) in enumerate(zip(sources, oa_sources, strict=True)):
+        _fill_step(run.id, index, step_sources, step_oa)
     return int(
         db.session.scalar(sa.select(sa.func.count()).select_from(t).where(t.c.campaign_id == run.id)) or 0
     )
 
 
-def _fill_step(run_id: int, step: int, sources: list[values.KeywordSource]) -> None:
-    """The step's values on its rows: one UPDATE when they are the same for everyone, else per window of
-    ``services.SNAPSHOT_BATCH`` rows (``services.fill_windows``: a refused value skips the row)."""
+def _fill_step(
+    run_id: int,
+    step: int,
+    sources: list[values.KeywordSource],
+    oa_sources: list[values.KeywordSource] | None = None,
+) -> None:
+    """The step's values (and Official Account values) on its rows: one UPDATE when they are the same for
+    everyone, else per window of ``services.SNAPSHOT_BATCH`` rows (``services.fill_windows``: a refused
+    value skips the row)."""
     from .services import fill_windows
 
     t = Delivery.__table__
@@ -272,10 +315,11 @@ def _fill_step(run_id: int, step: int, sources: list[values.KeywordSource]) -> N
         t.c.campaign_id == run_id,
         t.c.user_id.in_(sa.select(sent.c.user_id).where(sent.c.run_id == run_id, sent.c.step == step)),
     ]
-    if values.constant(sources):
-        db.session.execute(sa.update(t).where(*mine).values(data=values.fill(sources, {})))
+    if values.constant(sources) and values.constant(oa_sources or []):
+        oa_data = values.fill(oa_sources, {}) if oa_sources is not None else None
+        db.session.execute(sa.update(t).where(*mine).values(data=values.fill(sources, {}), oa_data=oa_data))
         return
-    fill_windows(mine, sources)
+    fill_windows(mine, sources, oa_sources)
 
 
 # -- the forecast --------------------------------------------------------------------------------------

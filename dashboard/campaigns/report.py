@@ -1,8 +1,8 @@
 """What a campaign has done so far and how it ended, from its delivery rows, always by SQL ``GROUP BY``:
 no delivery row is loaded into Python to count it.
 
-- ``figures``: the progress (done / recipients), sent, failed by error class and errcode, skipped by
-  reason, unknown, remaining, opens; the current rate (answered sends a second over the last minute) and
+- ``figures``: the progress (done / recipients), sent (and by the channel used: subscribe message or
+  Official Account), failed by error class and errcode, skipped by reason, unknown, remaining, opens; the current rate (answered sends a second over the last minute) and
   the ETA, or what holds the campaign instead (quiet hours, a pause, the schedule).
 - ``error_class``: a failed row's error class (``wechat.errors.ErrorCategory``) as one SQL expression,
   shared by the report, the delivery log's filter, its CSV and ``retry`` (so they always agree).
@@ -29,6 +29,7 @@ from ..extensions import db
 from ..labels import ERROR_CATEGORY_LABELS, SKIP_REASON_LABELS, UNKNOWN_REASON_LABELS
 from ..models import Delivery, DeliveryAttempt, DeliveryState, DispatchState
 from ..models.campaign import TEMPLATE_PROBLEMS, Campaign, CampaignState
+from ..models.delivery import SENDING_CHANNELS
 from ..models.dispatch import DISPATCH_STATE_ID
 from ..models.types import utcnow
 from ..wechat.errors import CATEGORY_BY_CODE, ErrorCategory, category_for
@@ -68,6 +69,15 @@ HOLD_TEXT = {
     "late": _l("Missed: nothing was running within %(limit)s minutes of its time."),
     "superseded": _l("Missed: a later occurrence ran in its place."),
 }
+HOLD_TEXT |= {
+    "oa_off": _l("Waiting: the Official Account channel is off."),
+    "oa_template": _l("Waiting: the Official Account template cannot be used now (%(why)s)."),
+}
+# A sent row by the channel it went out on (``Delivery.channel_used``).
+SENT_BY_CHANNEL_LABELS = {
+    "mp_subscribe": _l("Sent via subscribe message"),
+    "oa_template": _l("Sent via Official Account"),
+}
 TEMPLATE_PROBLEM_TEXT = {
     "unknown": _l("not in the catalog"),
     "removed": _l("removed at WeChat"),
@@ -100,7 +110,7 @@ def hold_text(campaign: Campaign) -> str:
     if text is None:
         return campaign.pause_reason
     args = dict(campaign.hold_args or {})
-    if code == "template":
+    if code in ("template", "oa_template"):
         why = str(args.get("why", ""))
         args["why"] = str(TEMPLATE_PROBLEM_TEXT.get(why, why))
     try:
@@ -188,6 +198,8 @@ class Outcome:
             return skip_label(self.key)
         if self.kind == "unknown":
             return unknown_label(self.key)
+        if self.kind == "sent" and self.key in SENT_BY_CHANNEL_LABELS:
+            return str(SENT_BY_CHANNEL_LABELS[self.key])
         from ..labels import state_label
 
         return state_label(self.kind)
@@ -205,6 +217,8 @@ class Figures:
     failed_by: list[Outcome] = field(default_factory=list)  # by class and errcode, largest first
     skipped_by: list[Outcome] = field(default_factory=list)  # by reason
     unknown_by: list[Outcome] = field(default_factory=list)
+    # Sent rows by the channel used (``mp_subscribe``, ``oa_template``), every sending channel listed.
+    sent_by_channel: dict[str, int] = field(default_factory=dict)
     retryable: int = 0
     recent: int = 0  # answered sends in the rate window
     window_seconds: float = 0.0
@@ -247,8 +261,16 @@ class Figures:
     @property
     def outcomes(self) -> list[Outcome]:
         """Every bar of the report chart: sent, each failure class and errcode, each skip reason, unknown."""
-        bars = [Outcome("sent", "sent", None, self.sent)] if self.sent else []
+        if self.split_by_channel:
+            bars = [Outcome("sent", key, None, n) for key, n in self.sent_by_channel.items() if n]
+        else:
+            bars = [Outcome("sent", "sent", None, self.sent)] if self.sent else []
         return bars + self.failed_by + self.skipped_by + self.unknown_by
+
+    @property
+    def split_by_channel(self) -> bool:
+        """Whether anything went out through the Official Account: the sends are then shown by channel."""
+        return bool(self.sent_by_channel.get("oa_template"))
 
 
 def figures(campaign: Campaign, now: datetime | None = None) -> Figures:
@@ -265,6 +287,12 @@ def figures(campaign: Campaign, now: datetime | None = None) -> Figures:
             sa.case((d.state == DeliveryState.failed.value, error_class()), else_="").label("klass"),
             sa.case((sa.and_(d.state.in_(ANSWERED), answered_at >= since), 1), else_=0).label("recent"),
             sa.case((d.opened_at.is_not(None), 1), else_=0).label("opened"),
+            # The channel a sent row went out on; a row sent before channels existed has none: its
+            # subscribe message.
+            sa.case(
+                (d.state == DeliveryState.sent.value, sa.func.coalesce(d.channel_used, "mp_subscribe")),
+                else_="",
+            ).label("via"),
         )
         .where(d.campaign_id == campaign.id)
         .subquery()
@@ -279,13 +307,15 @@ def figures(campaign: Campaign, now: datetime | None = None) -> Figures:
             sa.func.count(),
             sa.func.sum(r.recent),
             sa.func.sum(r.opened),
-        ).group_by(r.state, r.reason, r.errcode, r.klass)
+            r.via,
+        ).group_by(r.state, r.reason, r.errcode, r.klass, r.via)
     ).all()
     result = Figures(recipients=campaign.recipients)
+    result.sent_by_channel = {channel.value: 0 for channel in SENDING_CHANNELS}
     failed: dict[tuple[str, int | None], int] = {}
     skipped: dict[str, int] = {}
     unknown: dict[str, int] = {}
-    for state, reason, errcode, klass, count, recent, opened in rows:
+    for state, reason, errcode, klass, count, recent, opened, via in rows:
         state = str(getattr(state, "value", state))
         result.recent += int(recent or 0)
         result.opens += int(opened or 0)
@@ -293,6 +323,7 @@ def figures(campaign: Campaign, now: datetime | None = None) -> Figures:
             result.pending += count
         elif state == "sent":
             result.sent += count
+            result.sent_by_channel[via] = result.sent_by_channel.get(via, 0) + count
         elif state == "failed":
             result.failed += count
             failed[(klass, errcode)] = failed.get((klass, errcode), 0) + count
@@ -438,6 +469,7 @@ CSV_HEADER = (
     "created_at",
     "sent_at",
     "opened_at",
+    "channel",
 )
 
 
@@ -460,6 +492,7 @@ def csv_rows(campaign_id: int, criteria: LogFilter, batch: int = CSV_BATCH) -> I
         d.created_at,
         d.sent_at,
         d.opened_at,
+        sa.func.coalesce(d.channel_used, d.channel).label("via"),
     )
 
     def cells(rows: Any) -> Iterator[tuple]:
@@ -477,6 +510,7 @@ def csv_rows(campaign_id: int, criteria: LogFilter, batch: int = CSV_BATCH) -> I
                 csv_export.local_time(row.created_at, zone),
                 csv_export.local_time(row.sent_at, zone),
                 csv_export.local_time(row.opened_at, zone),
+                row.via or "",
             )
 
     statement = sa.select(*columns).where(*criteria.conditions(campaign_id))

@@ -20,13 +20,16 @@ from sqlalchemy.dialects import postgresql as postgresql_dialect
 
 from ..audience.segments import segment_user_ids
 from ..catalog.services import get_by_template_id, template_usable
+from ..config import oa_configured
 from ..deliveries.opens import campaign_page_problem, count_opens, sql_open_token, tracked_page_prefix
 from ..dispatch.campaign_gate import CANCELLED_HOLD
 from ..extensions import db
-from ..models import Delivery, DeliverySource, DeliveryState, DispatchState, WechatUser
+from ..models import Channel, Delivery, DeliverySource, DeliveryState, DispatchState, WechatUser
 from ..models.campaign import HOLD_REASONS, Campaign, CampaignState
 from ..models.catalog import MessageTemplate
+from ..models.delivery import SENDING_CHANNELS
 from ..models.dispatch import DISPATCH_STATE_ID
+from ..models.oa_template import OaTemplate
 from ..models.segment import Segment
 from ..models.types import utcnow
 from . import recurring, reminders, states, values
@@ -43,6 +46,7 @@ OPEN_STATES = (DeliveryState.pending.value, DeliveryState.retry_wait.value, Deli
 HOLD_OPERATOR, HOLD_QUOTA, HOLD_FAILURES = "operator", "quota", "failure_rate"
 REASON_QUOTA = HOLD_REASONS[HOLD_QUOTA]
 REASON_OPERATOR = HOLD_REASONS[HOLD_OPERATOR]
+CHANNELS = tuple(channel.value for channel in Channel)
 
 
 class CampaignError(Exception):
@@ -70,13 +74,107 @@ def check_sources(template: MessageTemplate, data: Any) -> list[values.KeywordSo
         raise CampaignError(422, "invalid_value", bad.message, f"data.{bad.key}") from None
 
 
+# -- channels (issue 15): which message a campaign's deliveries ask for ---------------------------------
+#
+# ``mp_subscribe``: the subscribe message, on ``template_id`` with ``data`` (as before channels).
+# ``oa_template``: the Official Account's template message only, on ``oa_template_id`` with ``oa_data``;
+#   such a campaign has no mini-program template: ``template_id`` is "" and ``data`` {} (on its deliveries
+#   too), and nothing about the mini-program template is asked or checked.
+# ``mp_subscribe_or_oa``: both, each judged by its own rules; the claim picks one per user.
+
+
+def uses_mp(channel: str) -> bool:
+    return channel != Channel.oa_template.value
+
+
+def uses_oa(channel: str) -> bool:
+    return channel != Channel.mp_subscribe.value
+
+
+def oa_template_of(oa_template_id: str | None) -> OaTemplate:
+    template = None
+    if oa_template_id:
+        template = db.session.scalar(sa.select(OaTemplate).where(OaTemplate.template_id == oa_template_id))
+    if template is None:
+        raise CampaignError(
+            404, "unknown_oa_template", "No Official Account template has this ID.", "oa_template_id"
+        )
+    return template
+
+
+def check_oa_sources(template: OaTemplate, data: Any, field: str = "oa_data") -> list[values.KeywordSource]:
+    try:
+        return values.oa_sources(template.keywords or [], data)
+    except values.BadValue as bad:
+        raise CampaignError(422, "invalid_value", bad.message, f"{field}.{bad.key}") from None
+
+
+def oa_template_problem(oa_template_id: str | None) -> str | None:
+    """Why an Official Account template cannot be sent now (``unknown``, ``removed``, ``changed`` until
+    reviewed: the mini-program catalog's words), None when it can."""
+    template = None
+    if oa_template_id:
+        template = db.session.scalar(sa.select(OaTemplate).where(OaTemplate.template_id == oa_template_id))
+    if template is None:
+        return "unknown"
+    if template.drift is not None and template.drift.value in ("removed", "changed"):
+        return template.drift.value
+    return None
+
+
+def _check_oa_on() -> None:
+    if not oa_configured(current_app.config):
+        raise CampaignError(
+            409,
+            "oa_off",
+            "The Official Account channel is off: set WECHAT_OA_APPID and WECHAT_OA_SECRET first.",
+            "channel",
+        )
+
+
+def channel_fields(fields: Mapping[str, Any], *, reminder: bool = False) -> dict[str, Any]:
+    """``channel``, ``oa_template_id`` and ``oa_data`` as a campaign stores them, judged: the channel known,
+    and for one that uses the Official Account, the channel on, the OA template known and its values
+    (on a reminder, each step's ``oa_data`` is judged with its steps). :raise CampaignError: naming it."""
+    channel = fields.get("channel") or Channel.mp_subscribe.value
+    if channel not in CHANNELS:
+        raise CampaignError(422, "invalid_field", f"channel must be one of {', '.join(CHANNELS)}.", "channel")
+    if not uses_oa(channel):
+        return {"channel": channel, "oa_template_id": None, "oa_data": None}
+    _check_oa_on()
+    template = oa_template_of(fields.get("oa_template_id"))
+    oa_data = None
+    if not reminder:
+        oa_data = dict(fields.get("oa_data") or {})
+        check_oa_sources(template, oa_data)
+    return {"channel": channel, "oa_template_id": template.template_id, "oa_data": oa_data}
+
+
+def _oa_sources(campaign: Campaign) -> list[values.KeywordSource] | None:
+    """The campaign's OA values judged (None: it does not use the Official Account)."""
+    if not uses_oa(campaign.channel):
+        return None
+    return check_oa_sources(oa_template_of(campaign.oa_template_id), campaign.oa_data or {})
+
+
 def create_campaign(fields: Mapping[str, Any], created_by_id: int | None = None) -> Campaign:
     """A new draft from checked ``fields`` (see ``api.v1_campaigns.parse_body``); commits.
 
     With a ``schedule`` (``recurring.parse_schedule``'s shape) the draft is a recurring campaign; with a
     ``reminder`` (``reminders.parse_reminder``'s shape) a date reminder, daily at its time, its segment
     optional (it narrows the users whose date is due)."""
-    template = _template(fields["template_id"])
+    channel = channel_fields(fields, reminder=fields.get("reminder") is not None)
+    if uses_mp(channel["channel"]):
+        template: MessageTemplate | None = _template(fields.get("template_id") or "")
+    elif fields.get("template_id"):
+        raise CampaignError(
+            422,
+            "invalid_field",
+            "A campaign on the oa_template channel has no mini-program template: leave template_id out.",
+            "template_id",
+        )
+    else:
+        template = None
     reminder = None
     if fields.get("reminder") is not None:
         if fields.get("schedule") is not None:
@@ -93,26 +191,32 @@ def create_campaign(fields: Mapping[str, Any], created_by_id: int | None = None)
                 "A reminder sends daily at reminder.time: give no scheduled_at.",
                 "scheduled_at",
             )
-        reminder = _check_reminder(template, fields["reminder"])
+        reminder = _check_reminder(template, fields["reminder"], channel["oa_template_id"])
         reminder["in_segment"] = fields.get("segment_id") is not None
         fields = {**fields, "schedule": reminders.schedule_of(reminder), "data": {}}
-    else:
+    elif template is not None:
         check_sources(template, fields.get("data") or {})
+    else:
+        fields = {**fields, "data": {}}
     if reminder is None or fields.get("segment_id") is not None:
         if fields.get("segment_id") is None or db.session.get(Segment, fields["segment_id"]) is None:
             raise CampaignError(404, "unknown_segment", "No segment has this id.", "segment_id")
-    page = fields.get("page") if fields.get("page") is not None else (template.page or None)
+    default_page = template.page if template is not None else None
+    page = fields.get("page") if fields.get("page") is not None else (default_page or None)
     _check_page(page)
     zone = current_app.config.get("TIMEZONE") or "Asia/Shanghai"
     schedule = _check_schedule(fields.get("schedule"), fields.get("scheduled_at"), zone)
     campaign = Campaign(
         name=fields["name"],
-        template_id=template.template_id,
+        template_id=template.template_id if template is not None else "",
         segment_id=fields["segment_id"],
         data=dict(fields.get("data") or {}),
+        **channel,
         page=page,
-        miniprogram_state=fields.get("miniprogram_state") or template.miniprogram_state or "formal",
-        lang=fields.get("lang") or template.lang or "zh_CN",
+        miniprogram_state=fields.get("miniprogram_state")
+        or (template.miniprogram_state if template is not None else "")
+        or "formal",
+        lang=fields.get("lang") or (template.lang if template is not None else "") or "zh_CN",
         scheduled_at=fields.get("scheduled_at"),
         rate_per_second=fields.get("rate_per_second"),
         quiet_start=fields.get("quiet_start"),
@@ -127,11 +231,16 @@ def create_campaign(fields: Mapping[str, Any], created_by_id: int | None = None)
     return campaign
 
 
-def _check_reminder(template: MessageTemplate, reminder: Any) -> dict[str, Any]:
-    """The reminder normalised, its steps' values judged against the template (422 naming the part)."""
+def _check_reminder(
+    template: MessageTemplate | None, reminder: Any, oa_template_id: str | None = None
+) -> dict[str, Any]:
+    """The reminder normalised, its steps' values judged against the template and, when it uses the
+    Official Account, their ``oa_data`` against the OA template (422 naming the part)."""
     try:
         normalised = reminders.parse_reminder(reminder)
-        reminders.check_steps(template.keyword_specs, normalised)
+        reminders.check_steps(template.keyword_specs if template is not None else [], normalised)
+        if oa_template_id is not None:
+            reminders.check_oa_steps(oa_template_of(oa_template_id).keywords or [], normalised)
     except reminders.BadReminder as bad:
         raise CampaignError(bad.status, bad.code, bad.message, bad.field) from None
     return normalised
@@ -182,9 +291,18 @@ def update_campaign(campaign: Campaign, fields: Mapping[str, Any]) -> Campaign:
         )
         if "schedule" in fields:
             fields = {**fields, "schedule": schedule}
-    sources = None
-    if "data" in fields:
+    channel_keys = {"channel", "oa_template_id", "oa_data"}
+    if channel_keys & set(fields):
+        merged = {key: fields.get(key, getattr(campaign, key)) for key in channel_keys}
+        fields = {**fields, **channel_fields(merged, reminder=campaign.is_reminder)}
+    channel = fields.get("channel", campaign.channel)
+    if not uses_mp(channel) and {"channel", "template_id", "data"} & set(fields):
+        fields = {**fields, "template_id": "", "data": {}}  # an OA-only campaign: no mini-program template
+    sources = oa = None
+    if "data" in fields and uses_mp(channel):
         sources = check_sources(_template(fields.get("template_id") or campaign.template_id), fields["data"])
+    if "oa_data" in fields and fields["oa_data"] is not None:
+        oa = check_oa_sources(oa_template_of(fields["oa_template_id"]), fields["oa_data"])
     state = campaign.state
     # The same conditional update as a move: the edit lands only if the state is still the one checked.
     result = db.session.execute(
@@ -199,9 +317,16 @@ def update_campaign(campaign: Campaign, fields: Mapping[str, Any]) -> Campaign:
         raise InvalidTransition(
             campaign.state, None, "The campaign changed state meanwhile: look again before editing."
         )
-    if sources is not None and state == S.paused:
+    if (sources is not None or oa is not None) and state == S.paused:
         # The recipients are fixed, their values are not: rows not yet sent go out with the new ones.
-        _fill(campaign.id, sources, only_unsent=True)
+        db.session.refresh(campaign)
+        if sources is None:
+            sources = (
+                check_sources(_template(campaign.template_id), campaign.data) if uses_mp(channel) else []
+            )
+        if oa is None:
+            oa = _oa_sources(campaign)
+        _fill(campaign.id, sources, oa, only_unsent=True)
     db.session.commit()
     db.session.refresh(campaign)
     return campaign
@@ -233,24 +358,41 @@ def launch(campaign_id: int, now: datetime | None = None) -> Campaign:
 
 
 def _check_launchable(campaign: Campaign) -> None:
-    usable = template_usable(campaign.template_id)
-    if not usable.ok:
-        raise CampaignError(
-            409,
-            f"template_{usable.reason}",
-            f"The template cannot be used now ({usable.reason}).",
-            "template_id",
-        )
+    mp = uses_mp(campaign.channel)
+    if mp:
+        usable = template_usable(campaign.template_id)
+        if not usable.ok:
+            raise CampaignError(
+                409,
+                f"template_{usable.reason}",
+                f"The template cannot be used now ({usable.reason}).",
+                "template_id",
+            )
+    oa_template_id = None
+    if uses_oa(campaign.channel):
+        _check_oa_on()
+        problem = oa_template_problem(campaign.oa_template_id)
+        if problem is not None:
+            raise CampaignError(
+                409,
+                f"oa_template_{problem}",
+                f"The Official Account template cannot be used now ({problem}).",
+                "oa_template_id",
+            )
+        oa_template_id = campaign.oa_template_id
     reminder = campaign.reminder
     if reminder is None or reminder.get("in_segment"):
         if campaign.segment_id is None or db.session.get(Segment, campaign.segment_id) is None:
             raise CampaignError(
                 409, "unknown_segment", "The campaign's segment no longer exists.", "segment_id"
             )
+    template = _template(campaign.template_id) if mp else None
     if reminder is not None:
-        _check_reminder(_template(campaign.template_id), {k: reminder[k] for k in reminders.FIELDS})
+        _check_reminder(template, {k: reminder[k] for k in reminders.FIELDS}, oa_template_id)
     else:
-        check_sources(_template(campaign.template_id), campaign.data)
+        if template is not None:
+            check_sources(template, campaign.data)
+        _oa_sources(campaign)
 
 
 def start(campaign_id: int, now: datetime | None = None) -> int:
@@ -284,14 +426,19 @@ def _snapshot(campaign: Campaign, now: datetime) -> int:
     """
     if campaign.reminder is not None:  # a date reminder's run: the users whose date is due
         return reminders.snapshot(campaign, now)
-    template = _template(campaign.template_id)
-    sources = check_sources(template, campaign.data)
+    sources = (
+        check_sources(_template(campaign.template_id), campaign.data) if uses_mp(campaign.channel) else []
+    )
+    oa_sources = _oa_sources(campaign)
     segment = db.session.get(Segment, campaign.segment_id)
+    fixed = values.constant(sources) and values.constant(oa_sources or [])
     constant = values.fill(sources, {}) if values.constant(sources) else {}
-    if isinstance(constant, str):  # cannot happen: check_sources judged every constant value
-        raise CampaignError(
-            422, "invalid_value", f"{constant}: the value breaks its rule.", f"data.{constant}"
-        )
+    oa_constant = values.fill(oa_sources, {}) if oa_sources is not None and fixed else None
+    for refused in (constant, oa_constant):
+        if isinstance(refused, str):  # cannot happen: the checks judged every constant value
+            raise CampaignError(
+                422, "invalid_value", f"{refused}: the value breaks its rule.", f"data.{refused}"
+            )
     dialect = db.session.get_bind().dialect.name
     user = WechatUser.__table__.c
     t = Delivery.__table__
@@ -299,8 +446,8 @@ def _snapshot(campaign: Campaign, now: datetime) -> int:
     # the database. The token is drawn once per user in ``recipients`` and read twice (the token column,
     # and the page built from it), so every row is written once.
     prefix = tracked_page_prefix(campaign.page)
-    if dialect == "postgresql" and not values.constant(sources):
-        return _snapshot_filled(campaign, sources, segment, now, prefix)
+    if dialect == "postgresql" and not fixed:
+        return _snapshot_filled(campaign, sources, oa_sources, segment, now, prefix)
     chosen = [user.id.label("user_id"), user.openid.label("openid")]
     if prefix:
         chosen.append(sql_open_token(dialect).label("token"))
@@ -323,6 +470,7 @@ def _snapshot(campaign: Campaign, now: datetime) -> int:
         "page": sa.literal(prefix, sa.String) + r.token if prefix else sa.literal(campaign.page, sa.String),
         "miniprogram_state": sa.literal(campaign.miniprogram_state, sa.String),
         "lang": sa.literal(campaign.lang, sa.String),
+        **channel_columns(campaign, oa_constant),
         "state": sa.literal(DeliveryState.pending.value, sa.String),
         "attempts": sa.literal(0, sa.Integer),
         "reason": sa.literal("", sa.String),
@@ -337,9 +485,21 @@ def _snapshot(campaign: Campaign, now: datetime) -> int:
     recipients_count = db.session.scalar(
         sa.select(sa.func.count()).select_from(t).where(t.c.campaign_id == campaign.id)
     )
-    if not values.constant(sources):
-        _fill(campaign.id, sources)
+    if not fixed:
+        _fill(campaign.id, sources, oa_sources)
     return recipients_count
+
+
+def channel_columns(campaign: Campaign, oa_data: dict[str, str] | None) -> dict[str, Any]:
+    """The channel columns of a campaign's delivery rows, for an INSERT … SELECT: the channel asked, the
+    OA template and ``oa_data`` (the same for every row, or NULL until filled per user). The OA card opens
+    the row's ``page`` (with its open token): ``oa_pagepath`` stays NULL."""
+    t = Delivery.__table__
+    return {
+        "channel": sa.literal(campaign.channel, sa.String),
+        "oa_template_id": sa.literal(campaign.oa_template_id, sa.String),
+        "oa_data": sa.literal(oa_data, t.c.oa_data.type),
+    }
 
 
 _RECIPIENTS = "snapshot_recipients"
@@ -351,12 +511,15 @@ _DRAW_PG = str(
 )
 _INSERT_FILLED = (
     "INSERT INTO delivery (source, campaign_id, user_id, openid, template_id, data, page,"
-    " miniprogram_state, lang, state, attempts, reason, errmsg, created_at, updated_at, open_token)"
+    " miniprogram_state, lang, channel, oa_template_id, oa_data, state, attempts, reason, errmsg,"
+    " created_at, updated_at, open_token)"
     " SELECT :source, :campaign_id, filled.id, filled.openid, :template_id, CAST(filled.data AS JSON),"
-    " {page_sql}, :miniprogram_state, :lang, filled.state, 0, filled.reason, '', :now, :now, {kept_sql}"
+    " {page_sql}, :miniprogram_state, :lang, :channel, CAST(:oa_template_id AS TEXT),"
+    " CAST(filled.oa_data AS JSON), filled.state, 0, filled.reason, '', :now, :now, {kept_sql}"
     " FROM (SELECT given.*, {draw_sql} AS token"
     " FROM unnest(CAST(:ids AS INTEGER[]), CAST(:openids AS TEXT[]), CAST(:data AS TEXT[]),"
-    " CAST(:states AS TEXT[]), CAST(:reasons AS TEXT[])) AS given (id, openid, data, state, reason)) AS filled"
+    " CAST(:oa_data AS TEXT[]), CAST(:states AS TEXT[]), CAST(:reasons AS TEXT[]))"
+    " AS given (id, openid, data, oa_data, state, reason)) AS filled"
 )
 _NOW = sa.bindparam("now", type_=Delivery.__table__.c.created_at.type)
 # The token is drawn once per row in the subquery (PostgreSQL never flattens a subquery whose output has a
@@ -370,7 +533,12 @@ _INSERT_FILLED_UNTRACKED = sa.text(
 
 
 def _snapshot_filled(
-    campaign: Campaign, sources: list[values.KeywordSource], segment: Segment, now: datetime, prefix: str
+    campaign: Campaign,
+    sources: list[values.KeywordSource],
+    oa_sources: list[values.KeywordSource] | None,
+    segment: Segment,
+    now: datetime,
+    prefix: str,
 ) -> int:
     """PostgreSQL, values with user variables: the segment's user ids are taken once into a temporary
     table (dropped at commit), then read back in windows with the fields the values use; each window's
@@ -386,18 +554,17 @@ def _snapshot_filled(
     db.session.execute(sa.text(f"ANALYZE {_RECIPIENTS}"))  # autovacuum never sees a temporary table
     insert = _INSERT_FILLED_TRACKED if prefix else _INSERT_FILLED_UNTRACKED
     # Text without variables is the same for everyone: judged once, not once per recipient (its rule
-    # never refuses it: ``check_sources`` did). The keys keep the template's order.
-    varying = [source for source in sources if source.variables]
-    same = values.fill([source for source in sources if not source.variables], {})
-    if isinstance(same, str):  # cannot happen: check_sources judged every constant value
-        raise CampaignError(422, "invalid_value", f"{same}: the value breaks its rule.", f"data.{same}")
-    order = [source.key for source in sources]
+    # never refuses it: the checks did). The keys keep the template's order.
+    mp_values = _Filler.of(sources)
+    oa_values = _Filler.of(oa_sources) if oa_sources is not None else None
     fixed = {
         "source": DeliverySource.campaign.value,
         "campaign_id": campaign.id,
         "template_id": campaign.template_id,
         "miniprogram_state": campaign.miniprogram_state,
         "lang": campaign.lang,
+        "channel": campaign.channel,
+        "oa_template_id": campaign.oa_template_id,
         "now": now,
         **({"prefix": prefix} if prefix else {"page": campaign.page}),
     }
@@ -420,48 +587,88 @@ def _snapshot_filled(
         if not rows:
             return total
         last = rows[-1].id
-        window: dict[str, list] = {"ids": [], "openids": [], "data": [], "states": [], "reasons": []}
+        window: dict[str, list] = {
+            "ids": [],
+            "openids": [],
+            "data": [],
+            "oa_data": [],
+            "states": [],
+            "reasons": [],
+        }
         for row in rows:
-            own = values.fill(varying, row._mapping)
-            if isinstance(own, str):
-                data: dict[str, str] | str = own
-            else:
-                merged = {**same, **own}
-                data = {key: merged[key] for key in order}
-            refused = isinstance(data, str)
+            data = mp_values.fill(row._mapping)
+            oa_data = oa_values.fill(row._mapping) if oa_values is not None else None
+            refused = isinstance(data, str) or isinstance(oa_data, str)
             window["ids"].append(row.id)
             window["openids"].append(row.openid)
             window["data"].append("{}" if refused else json.dumps(data))
+            window["oa_data"].append(None if refused or oa_data is None else json.dumps(oa_data))
             window["states"].append(DeliveryState.skipped.value if refused else DeliveryState.pending.value)
             window["reasons"].append("invalid_value" if refused else "")
         db.session.execute(insert, {**fixed, **window})
         total += len(rows)
 
 
-def _fill(campaign_id: int, sources: list[values.KeywordSource], *, only_unsent: bool = False) -> None:
-    """Each recipient's values, in batches of ids; a value its rule refuses skips that recipient.
+@dataclass
+class _Filler:
+    """One set of values to fill per user, its text without variables judged once (``_snapshot_filled``)."""
+
+    varying: list[values.KeywordSource]
+    same: dict[str, str]
+    order: list[str]
+
+    @classmethod
+    def of(cls, sources: list[values.KeywordSource]) -> _Filler:
+        same = values.fill([source for source in sources if not source.variables], {})
+        if isinstance(same, str):  # cannot happen: the checks judged every constant value
+            raise CampaignError(422, "invalid_value", f"{same}: the value breaks its rule.", f"data.{same}")
+        return cls([s for s in sources if s.variables], same, [s.key for s in sources])
+
+    def fill(self, user: Mapping[str, Any]) -> dict[str, str] | str:
+        own = values.fill(self.varying, user)
+        if isinstance(own, str):
+            return own
+        merged = {**self.same, **own}
+        return {key: merged[key] for key in self.order}
+
+
+def _fill(
+    campaign_id: int,
+    sources: list[values.KeywordSource],
+    oa_sources: list[values.KeywordSource] | None = None,
+    *,
+    only_unsent: bool = False,
+) -> None:
+    """Each recipient's values (and Official Account values), in batches of ids; a value its rule
+    refuses skips that recipient.
 
     ``only_unsent``: only rows still waiting (pending, retry_wait), for an edit while paused.
     """
     t = Delivery.__table__
     waiting = [DeliveryState.pending.value, DeliveryState.retry_wait.value]
-    if only_unsent and values.constant(sources):
+    if only_unsent and values.constant(sources) and values.constant(oa_sources or []):
         constant = values.fill(sources, {})
+        oa_constant = values.fill(oa_sources, {}) if oa_sources is not None else None
         db.session.execute(
             sa.update(t)
             .where(t.c.campaign_id == campaign_id, t.c.state.in_(waiting))
-            .values(data=constant, updated_at=utcnow())
+            .values(data=constant, oa_data=oa_constant, updated_at=utcnow())
         )
         return
     mine = [t.c.campaign_id == campaign_id]
     if only_unsent:
         mine.append(t.c.state.in_(waiting))
-    fill_windows(mine, sources)
+    fill_windows(mine, sources, oa_sources)
 
 
-def fill_windows(mine: list, sources: list[values.KeywordSource]) -> None:
-    """Each delivery row matching ``mine`` filled for its user, window by window of ids; a value its
-    rule refuses skips that row (``_write_filled``). Shared by campaign snapshots and reminder steps."""
+def fill_windows(
+    mine: list,
+    sources: list[values.KeywordSource],
+    oa_sources: list[values.KeywordSource] | None = None,
+) -> None:
+    """Each delivery row matching ``mine`` filled for its user, window by window of ids: ``data`` and,
+    for a campaign that uses the Official Account, ``oa_data`` (else NULL); a value either rule refuses
+    skips that row (``_write_filled``). Shared by campaign snapshots and reminder steps."""
     t = Delivery.__table__
     user = WechatUser.__table__.c
     # Windows of ids, not "id > last ORDER BY id LIMIT n": right after the snapshot the planner has no
@@ -475,25 +682,30 @@ def fill_windows(mine: list, sources: list[values.KeywordSource]) -> None:
             .join(WechatUser.__table__, user.id == t.c.user_id)
             .where(*mine, t.c.id >= window, t.c.id < window + SNAPSHOT_BATCH)
         ).all()
-        filled: list[tuple[int, dict[str, str]]] = []
+        filled: list[tuple[int, dict[str, str], dict[str, str] | None]] = []
         refused: list[int] = []
         for row in rows:
             data = values.fill(sources, row._mapping)
-            if isinstance(data, str):
+            oa_data = values.fill(oa_sources, row._mapping) if oa_sources is not None else None
+            if isinstance(data, str) or isinstance(oa_data, str):
                 refused.append(row.id)
             else:
-                filled.append((row.id, data))
+                filled.append((row.id, data, oa_data))
         _write_filled(filled, refused)
 
 
 _FILL_WINDOW = sa.text(
-    "UPDATE delivery SET data = CAST(filled.data AS JSON), updated_at = :now"
-    " FROM unnest(CAST(:ids AS INTEGER[]), CAST(:data AS TEXT[])) AS filled (id, data)"
+    "UPDATE delivery SET data = CAST(filled.data AS JSON), oa_data = CAST(filled.oa_data AS JSON),"
+    " updated_at = :now"
+    " FROM unnest(CAST(:ids AS INTEGER[]), CAST(:data AS TEXT[]), CAST(:oa_data AS TEXT[]))"
+    " AS filled (id, data, oa_data)"
     " WHERE delivery.id = filled.id"
 ).bindparams(sa.bindparam("now", type_=Delivery.__table__.c.updated_at.type))
 
 
-def _write_filled(filled: list[tuple[int, dict[str, str]]], refused: list[int]) -> None:
+def _write_filled(
+    filled: list[tuple[int, dict[str, str], dict[str, str] | None]], refused: list[int]
+) -> None:
     """One window of ``_fill``: each filled row's values (its state and reason are kept: a retry_wait keeps
     its backoff), and the rows whose values their rule refuses skipped as ``invalid_value``."""
     t = Delivery.__table__
@@ -502,7 +714,9 @@ def _write_filled(filled: list[tuple[int, dict[str, str]]], refused: list[int]) 
         db.session.execute(
             sa.update(t)
             .where(t.c.id.in_(refused))
-            .values(data={}, state=DeliveryState.skipped, reason="invalid_value", updated_at=now)
+            .values(
+                data={}, oa_data=None, state=DeliveryState.skipped, reason="invalid_value", updated_at=now
+            )
         )
     if not filled:
         return
@@ -513,8 +727,9 @@ def _write_filled(filled: list[tuple[int, dict[str, str]]], refused: list[int]) 
         db.session.execute(
             _FILL_WINDOW,
             {
-                "ids": [row_id for row_id, _ in filled],
-                "data": [json.dumps(data) for _, data in filled],
+                "ids": [row_id for row_id, _, _ in filled],
+                "data": [json.dumps(data) for _, data, _ in filled],
+                "oa_data": [None if oa is None else json.dumps(oa) for _, _, oa in filled],
                 "now": now,
             },
         )
@@ -523,8 +738,8 @@ def _write_filled(filled: list[tuple[int, dict[str, str]]], refused: list[int]) 
     db.session.execute(
         sa.update(t)
         .where(t.c.id == sa.bindparam("b_id"))
-        .values(data=sa.bindparam("b_data"), updated_at=now),
-        [{"b_id": row_id, "b_data": data} for row_id, data in filled],
+        .values(data=sa.bindparam("b_data"), oa_data=sa.bindparam("b_oa_data"), updated_at=now),
+        [{"b_id": row_id, "b_data": data, "b_oa_data": oa} for row_id, data, oa in filled],
         execution_options={"synchronize_session": False},
     )
 
@@ -706,6 +921,10 @@ def _hold_scheduled(campaign_id: int, refused: CampaignError) -> None:
     """Record on a scheduled campaign why it waits past its time (written only when it changes)."""
     if refused.code.startswith("template_"):
         hold = ("template", {"why": refused.code.removeprefix("template_")})
+    elif refused.code.startswith("oa_template_"):
+        hold = ("oa_template", {"why": refused.code.removeprefix("oa_template_")})
+    elif refused.code in ("oa_off", "unknown_oa_template"):
+        hold = ("oa_off", {}) if refused.code == "oa_off" else ("oa_template", {"why": "unknown"})
     elif refused.code == "unknown_segment":
         hold = ("segment", {})
     else:
@@ -740,9 +959,10 @@ def _failure_reason(campaign_id: int, threshold: int) -> tuple[str, dict[str, in
 # -- reading -------------------------------------------------------------------------------------------
 
 
-def counts(campaign: Campaign) -> dict[str, int]:
+def counts(campaign: Campaign) -> dict[str, Any]:
     """``recipients`` and where they are now: pending (incl. retry_wait and in flight), sent, failed,
-    skipped, unknown, which add up to ``recipients``; ``opens`` (clicks) on top."""
+    skipped, unknown, which add up to ``recipients``; ``opens`` (clicks) on top; ``sent_by_channel``:
+    ``sent`` split by the channel used (``mp_subscribe``, ``oa_template``)."""
     t = Delivery.__table__.c
     by_state = dict(
         db.session.execute(
@@ -759,6 +979,16 @@ def counts(campaign: Campaign) -> dict[str, int]:
         "unknown": by_state.get("unknown", 0),
     }
     result["opens"] = count_opens(campaign.id)
+    # Sent rows by the channel they went out on (a row from before channels: its subscribe message).
+    via = sa.func.coalesce(t.channel_used, Channel.mp_subscribe.value)
+    by_channel = dict(
+        db.session.execute(
+            sa.select(via, sa.func.count())
+            .where(t.campaign_id == campaign.id, t.state == DeliveryState.sent.value)
+            .group_by(via)
+        ).all()
+    )
+    result["sent_by_channel"] = {c.value: int(by_channel.get(c.value, 0)) for c in SENDING_CHANNELS}
     return result
 
 

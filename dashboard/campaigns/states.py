@@ -55,7 +55,7 @@ TABLES = {ONE_OFF: TRANSITIONS, RECURRING: RECURRING_TRANSITIONS, RUN: RUN_TRANS
 # (the recipients are fixed at start, the template and segment with them).
 EDITABLE_FIELDS: dict[CampaignState, frozenset[str] | None] = {
     S.draft: None,  # every field
-    S.paused: frozenset({"data", "rate_per_second"}),
+    S.paused: frozenset({"data", "oa_data", "rate_per_second"}),
 }
 
 # Why a campaign cannot take a move, said for the state it is in.

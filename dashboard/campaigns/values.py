@@ -17,7 +17,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..models.catalog import FitPolicy
-from ..wechat.keywords import suggest_fix, validate_value
+from ..wechat.keywords import (
+    MINIPROGRAM_RULES,
+    OFFICIAL_ACCOUNT_RULES,
+    RuleSet,
+    suggest_fix,
+    validate_value,
+)
 
 VARIABLE_RE = re.compile(r"\{\{\s*user\.([A-Za-z_][A-Za-z0-9_]*(?:\.[^{}\s]+)?)\s*\}\}")
 USER_FIELDS = ("nickname", "openid", "unionid")
@@ -43,6 +49,8 @@ class KeywordSource:
     fallback: str | None
     enums: tuple[str, ...]
     fit: str
+    # The channel's value rules: the mini-program's, or the Official Account's (``oa_sources``).
+    rules: RuleSet = MINIPROGRAM_RULES
 
     @property
     def variables(self) -> list[str]:
@@ -71,8 +79,10 @@ def date_text(value: str) -> str:
     return f"{day} {clock}" if clock else day
 
 
-def parse_sources(specs: list[Mapping[str, Any]], data: Any) -> list[KeywordSource]:
-    """The campaign's ``data`` read against the template's keyword specs.
+def parse_sources(
+    specs: list[Mapping[str, Any]], data: Any, rules: RuleSet = MINIPROGRAM_RULES, *, judge: bool = True
+) -> list[KeywordSource]:
+    """The campaign's ``data`` read against the template's keyword specs, judged by ``rules``.
 
     :raise BadValue: an unknown keyword, a malformed entry, an unknown variable, or a value (or
         fallback) without variables that breaks its rule under a ``reject`` policy.
@@ -104,6 +114,7 @@ def parse_sources(specs: list[Mapping[str, Any]], data: Any) -> list[KeywordSour
             fallback,
             tuple(spec.get("enum_values") or ()),
             spec.get("fit") or FitPolicy.reject.value,
+            rules,
         )
         for name in source.variables:
             if not variable_known(name):
@@ -111,7 +122,7 @@ def parse_sources(specs: list[Mapping[str, Any]], data: Any) -> list[KeywordSour
         # Text that is the same for every user can be judged now: a value without variables, and the
         # fallback of one with them.
         fixed = source.value if not source.variables else source.fallback
-        if fixed is not None and finish(source, fixed) is None:
+        if judge and fixed is not None and finish(source, fixed) is None:
             raise BadValue(key, f"{key}: {fixed!r} breaks the rule of a {source.type} keyword.")
         sources.append(source)
     return sources
@@ -119,11 +130,13 @@ def parse_sources(specs: list[Mapping[str, Any]], data: Any) -> list[KeywordSour
 
 def finish(source: KeywordSource, text: str) -> str | None:
     """``text`` as it would be sent for this keyword, or None when its rule refuses it."""
-    violations = validate_value(source.key, text, list(source.enums), type_name=source.type)
+    violations = validate_value(
+        source.key, text, list(source.enums), type_name=source.type, rules=source.rules
+    )
     if not any(v.is_error for v in violations):
         return text
     if source.fit == FitPolicy.fix.value:
-        return suggest_fix(source.key, text, list(source.enums), type_name=source.type)
+        return suggest_fix(source.key, text, list(source.enums), type_name=source.type, rules=source.rules)
     return None
 
 
@@ -158,6 +171,17 @@ def fill(sources: list[KeywordSource], user: Mapping[str, Any]) -> dict[str, str
             return source.key
         data[source.key] = sent
     return data
+
+
+def oa_sources(keywords: list[Mapping[str, Any]], data: Any, *, judge: bool = True) -> list[KeywordSource]:
+    """An Official Account template's values (``Campaign.oa_data``, the same form as ``data``) read against
+    its keys (``OaTemplate.keywords``) and judged by the OA's rules, the checker of the catalog's OA
+    preview (``oa.templates.build_preview``). A key left out is empty (the OA has no template defaults:
+    only ``first``, ``remark`` and ``const`` may be); a value its rule refuses is never fixed, the user is
+    skipped. ``judge=False``: fixed text is not judged (a preview marks it instead).
+    :raise BadValue: as ``parse_sources``."""
+    specs = [{"key": k["key"], "type": k["type"], "fit": FitPolicy.reject.value} for k in keywords]
+    return parse_sources(specs, data, OFFICIAL_ACCOUNT_RULES, judge=judge)
 
 
 def constant(sources: list[KeywordSource]) -> bool:

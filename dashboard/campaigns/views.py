@@ -80,6 +80,14 @@ def index():
 
 
 @bp.app_template_global()
+def campaign_channel_label(channel: str) -> str:
+    """The channel a campaign asks for, in words (``forms.CHANNEL_CHOICES``)."""
+    from .forms import CHANNEL_CHOICES
+
+    return str(dict(CHANNEL_CHOICES).get(channel, channel))
+
+
+@bp.app_template_global()
 def campaign_schedule_words(campaign: Campaign) -> str:
     return recurring.schedule_words(campaign.schedule)
 

@@ -39,6 +39,9 @@ HOLD_REASONS: dict[str, str] = {
     "template": "Waiting: the template cannot be used now (%(why)s).",
     "segment": "Waiting: the campaign's segment no longer exists.",
     "values": "Waiting: a keyword value breaks its rule (%(key)s).",
+    # A campaign that sends through the Official Account (issue 15).
+    "oa_off": "Waiting: the Official Account channel is off.",
+    "oa_template": "Waiting: the Official Account template cannot be used now (%(why)s).",
     # Why an occurrence of a recurring campaign is ``missed``.
     "late": "Missed: nothing was running within %(limit)s minutes of its time.",
     "superseded": "Missed: a later occurrence ran in its place.",
@@ -60,7 +63,7 @@ def hold_sentence(code: str, args: dict[str, Any] | None) -> str:
     if text is None:
         return code
     values = dict(args or {})
-    if code == "template":
+    if code in ("template", "oa_template"):
         values["why"] = TEMPLATE_PROBLEMS.get(str(values.get("why")), values.get("why", ""))
     try:
         return text % values

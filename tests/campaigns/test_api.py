@@ -62,7 +62,16 @@ def test_compose_launch_pause_resume_cancel_and_read(client, key, audience, temp
     read = client.get(url, headers=key)
     assert read.status_code == 200
     counts = read.json["counts"]
-    assert set(counts) == {"recipients", "pending", "sent", "failed", "skipped", "unknown", "opens"}
+    assert set(counts) == {
+        "recipients",
+        "pending",
+        "sent",
+        "failed",
+        "skipped",
+        "unknown",
+        "opens",
+        "sent_by_channel",
+    }
     assert counts["recipients"] == len(openids)
     assert sum(counts[k] for k in ("pending", "sent", "failed", "skipped", "unknown")) == counts["recipients"]
     assert counts["skipped"] > 0

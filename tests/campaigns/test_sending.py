@@ -54,6 +54,7 @@ def test_a_campaign_sends_once_to_each_recipient_and_completes(app, sandbox, tem
             "skipped": 0,
             "unknown": 0,
             "opens": 0,
+            "sent_by_channel": {"mp_subscribe": 12, "oa_template": 0},
         }
 
 

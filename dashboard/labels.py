@@ -62,6 +62,12 @@ SKIP_REASON_LABELS = {
     "no_channel": _l("No credit, and does not follow the Official Account"),
     "no_oa_template": _l("No Official Account template given"),
 }
+# The channels a message may ask for and go out on (``models.delivery.Channel``).
+CHANNEL_LABELS = {
+    "mp_subscribe": _l("Subscribe message (mini-program)"),
+    "oa_template": _l("Official Account template message"),
+    "mp_subscribe_or_oa": _l("Subscribe message, else Official Account"),
+}
 # Why a delivery's outcome is unknown.
 UNKNOWN_REASON_LABELS = {
     "unknown": _l("WeChat's answer was lost"),
@@ -125,6 +131,10 @@ def token_source_label(source: str | None) -> str:
     return str(TOKEN_SOURCE_LABELS.get(source or "", source or "—"))
 
 
+def channel_label(channel: str | None) -> str:
+    return str(CHANNEL_LABELS.get(channel or "mp_subscribe", channel or ""))
+
+
 def role_label(role: str) -> str:
     return str(ROLE_LABELS.get(role, role))
 
@@ -139,4 +149,5 @@ def init_app(app: Flask) -> None:
         grant_source_label=grant_source_label,
         token_source_label=token_source_label,
         role_label=role_label,
+        channel_label=channel_label,
     )

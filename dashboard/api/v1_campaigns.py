@@ -147,13 +147,13 @@ def parse_body(body: Any) -> dict[str, Any]:
     if template_id is not None and not TEMPLATE_ID_RE.match(template_id):
         raise _invalid("template_id", "template_id must be a WeChat template ID.")
     oa_template_id = _text(body, "oa_template_id", 64, required=services.uses_oa(channel))
-    if oa_template_id is not None and not services.uses_oa(channel):
+    if "oa_template_id" in body and not services.uses_oa(channel):
         raise _invalid(
             "oa_template_id", "oa_template_id is for the oa_template and mp_subscribe_or_oa channels."
         )
     if oa_template_id is not None and not TEMPLATE_ID_RE.match(oa_template_id):
         raise _invalid("oa_template_id", "oa_template_id must be an Official Account template ID.")
-    if body.get("oa_data") is not None and not services.uses_oa(channel):
+    if "oa_data" in body and not services.uses_oa(channel):
         raise _invalid("oa_data", "oa_data is for the oa_template and mp_subscribe_or_oa channels.")
     reminder = body.get("reminder")
     segment_id = None

@@ -286,7 +286,15 @@ def campaign_schemas() -> dict[str, Any]:
                 {"anyOf": [{"required": ["segment_id"]}, {"required": ["reminder"]}]},
                 {
                     "anyOf": [
-                        {"required": ["template_id"], "properties": {"channel": {"const": "mp_subscribe"}}},
+                        {
+                            "required": ["template_id"],
+                            # The Official Account's fields are refused (422) on the subscribe channel.
+                            "properties": {
+                                "channel": {"const": "mp_subscribe"},
+                                "oa_template_id": False,
+                                "oa_data": False,
+                            },
+                        },
                         {
                             "required": ["channel", "oa_template_id"],
                             "properties": {"channel": {"const": "oa_template"}},

@@ -103,24 +103,32 @@ class TestSendResult:
 
 
 def test_send(campaign: Campaign, openids: list[str], operator_id: int | None) -> list[TestSendResult]:
-    """Send the campaign's card, filled for each user, to ``openids`` now; commits per send.
+    """Send the campaign's message, filled for each user, to ``openids`` now, on the campaign's channel
+    (a subscribe credit, or the Official Account for a follower, chosen as the engine chooses:
+    ``deliveries.services.send_now``); commits per send.
 
     :raise services.CampaignError: the template is gone, or the values cannot be used.
     """
-    template = db.session.scalar(
-        sa.select(MessageTemplate).where(MessageTemplate.template_id == campaign.template_id)
-    )
-    if template is None or template.drift is Drift.removed:
-        raise services.CampaignError(
-            409, "template_removed", _("The template was removed in WeChat."), "template_id"
+    sources: list[values.KeywordSource] = []
+    if services.uses_mp(campaign.channel):
+        template = db.session.scalar(
+            sa.select(MessageTemplate).where(MessageTemplate.template_id == campaign.template_id)
         )
-    sources = services.check_sources(template, campaign.data)
+        if template is None or template.drift is Drift.removed:
+            raise services.CampaignError(
+                409, "template_removed", _("The template was removed in WeChat."), "template_id"
+            )
+        sources = services.check_sources(template, campaign.data)
+    oa_sources = services.oa_sources_of(campaign)
     results = []
     for openid in openids[:MAX_TEST_RECIPIENTS]:
         user = db.session.scalar(sa.select(WechatUser).where(WechatUser.openid == openid))
-        filled = values.fill(sources, user_mapping(user, openid))
-        if isinstance(filled, str):
-            results.append(TestSendResult(openid, None, filled))
+        variables = user_mapping(user, openid)
+        filled = values.fill(sources, variables) if sources else {}
+        oa_filled = values.fill(oa_sources, variables) if oa_sources is not None else None
+        refused = next((f for f in (filled, oa_filled) if isinstance(f, str)), None)
+        if refused is not None:
+            results.append(TestSendResult(openid, None, refused))
             continue
         delivery = create_delivery(
             source=DeliverySource.test,
@@ -131,6 +139,9 @@ def test_send(campaign: Campaign, openids: list[str], operator_id: int | None) -
             miniprogram_state=campaign.miniprogram_state,
             lang=campaign.lang,
             requested_by_id=operator_id,
+            channel=campaign.channel,
+            oa_template_id=campaign.oa_template_id if oa_filled is not None else None,
+            oa_data=oa_filled,
         )
         db.session.flush()
         record(
@@ -139,6 +150,7 @@ def test_send(campaign: Campaign, openids: list[str], operator_id: int | None) -
             template_id=campaign.template_id,
             openid=openid,
             delivery_id=delivery.id,
+            channel=campaign.channel,
         )
         send_now(delivery)
         results.append(TestSendResult(openid, delivery))

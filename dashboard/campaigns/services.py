@@ -150,7 +150,7 @@ def channel_fields(fields: Mapping[str, Any], *, reminder: bool = False) -> dict
     return {"channel": channel, "oa_template_id": template.template_id, "oa_data": oa_data}
 
 
-def _oa_sources(campaign: Campaign) -> list[values.KeywordSource] | None:
+def oa_sources_of(campaign: Campaign) -> list[values.KeywordSource] | None:
     """The campaign's OA values judged (None: it does not use the Official Account)."""
     if not uses_oa(campaign.channel):
         return None
@@ -325,7 +325,7 @@ def update_campaign(campaign: Campaign, fields: Mapping[str, Any]) -> Campaign:
                 check_sources(_template(campaign.template_id), campaign.data) if uses_mp(channel) else []
             )
         if oa is None:
-            oa = _oa_sources(campaign)
+            oa = oa_sources_of(campaign)
         _fill(campaign.id, sources, oa, only_unsent=True)
     db.session.commit()
     db.session.refresh(campaign)
@@ -392,7 +392,7 @@ def _check_launchable(campaign: Campaign) -> None:
     else:
         if template is not None:
             check_sources(template, campaign.data)
-        _oa_sources(campaign)
+        oa_sources_of(campaign)
 
 
 def start(campaign_id: int, now: datetime | None = None) -> int:
@@ -429,7 +429,7 @@ def _snapshot(campaign: Campaign, now: datetime) -> int:
     sources = (
         check_sources(_template(campaign.template_id), campaign.data) if uses_mp(campaign.channel) else []
     )
-    oa_sources = _oa_sources(campaign)
+    oa_sources = oa_sources_of(campaign)
     segment = db.session.get(Segment, campaign.segment_id)
     fixed = values.constant(sources) and values.constant(oa_sources or [])
     constant = values.fill(sources, {}) if values.constant(sources) else {}

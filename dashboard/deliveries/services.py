@@ -24,7 +24,7 @@ from ..dispatch.finalize import finalize
 from ..dispatch.ledger_adapter import grants_ledger
 from ..dispatch.sender import send_one
 from ..extensions import db
-from ..models import Delivery, DeliverySource, DeliveryState, WechatUser, utcnow
+from ..models import Channel, Delivery, DeliverySource, DeliveryState, WechatUser, utcnow
 from ..models.catalog import MessageTemplate
 from ..storable import db_int
 from ..wechat import get_client
@@ -396,6 +396,30 @@ def delivered_card(delivery: Delivery) -> DeliveredCard:
         shown.update(keys)
     lines += [CardLine(key, value) for key, value in values.items() if key not in shown]
     return DeliveredCard(template.title, lines, lang, FOOTERS[lang], True)
+
+
+@dataclass(frozen=True)
+class DeliveredOaCard:
+    """An Official Account message as its follower got it: the OA template (None when it is no longer in
+    the catalog) and its card, laid out by the OA catalog's own preview."""
+
+    template: Any
+    preview: Any
+
+
+def delivered_oa_card(delivery: Delivery) -> DeliveredOaCard | None:
+    """The OA card of a delivery that went (or would go) through the Official Account; None otherwise."""
+    if delivery.channel_used != Channel.oa_template.value and not (
+        delivery.channel == Channel.oa_template.value and delivery.oa_template_id
+    ):
+        return None
+    from ..models.oa_template import OaTemplate
+    from ..oa.templates import build_preview
+
+    template = db.session.scalar(select(OaTemplate).where(OaTemplate.template_id == delivery.oa_template_id))
+    if template is None:
+        return DeliveredOaCard(None, None)
+    return DeliveredOaCard(template, build_preview(template, delivery.oa_data or {}))
 
 
 def _value_text(value: Any) -> str:

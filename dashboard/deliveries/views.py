@@ -8,6 +8,7 @@ The list downloads as CSV with the same filters.
 from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, request, url_for
+from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
@@ -47,6 +48,9 @@ def report_status_label(status: str | None) -> str:
         return _("delivered to the user")
     if status.startswith("fail:user"):
         return _("refused by the user (notifications turned off)")
+    # The Official Account's TEMPLATESENDJOBFINISH: "failed:user block", "failed: system failed".
+    if status.startswith("failed:user"):
+        return _("refused by the user (blocked the Official Account's messages)")
     if status.startswith("fail"):
         return _("not delivered: WeChat's system failed (%(status)s)", status=status)
     return status
@@ -99,6 +103,8 @@ def detail(delivery_id: int):
         resend_form=EmptyForm(),
         card=services.delivered_card(delivery),
         template=services.templates_for([delivery.template_id]).get(delivery.template_id),
+        oa=services.delivered_oa_card(delivery),
+        locale=(get_locale().language if get_locale() else "en"),  # the OA card's rule messages
         moving=delivery.state in services.MOVING_STATES,
         poll_seconds=POLL_SECONDS,
         short_openid=services.short_openid,

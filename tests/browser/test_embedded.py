@@ -98,6 +98,8 @@ def embedded_server(tmp_path):
             "sandbox": f"http://127.0.0.1:{sandbox_port}",
             "password": password,
             "database_url": env["DATABASE_URL"],
+            # For a CLI command beside the server (``flask sync-followers``): the same settings.
+            "env": env,
         }
     finally:
         server.terminate()

@@ -14,7 +14,7 @@ import pytest
 import requests
 import sqlalchemy as sa
 
-from dashboard.campaigns import report, services
+from dashboard.campaigns import compose, report, services
 from dashboard.extensions import db
 from dashboard.models import Delivery, WechatUser
 from dashboard.models.campaign import Campaign
@@ -421,3 +421,27 @@ def test_a_reminder_on_the_oa_fills_each_steps_oa_values(app, sandbox, template)
             r.channel == "oa_template" and r.oa_data["thing1"] == f"用户{openids.index(r.openid)}的预约"
             for r in rows
         )
+
+
+def test_a_test_send_of_an_oa_only_campaign_goes_through_the_official_account(app, sandbox, template):
+    """Before, the test send looked for the subscribe template an OA-only campaign does not have and
+    refused with "template removed"; it now sends on the campaign's channel, filled for the user."""
+    openids = _setup(app, sandbox, template, 2, nicknames={0: "王伟"})
+    before = _oa(sandbox, "/state")
+    with app.app_context():
+        campaign = services.create_campaign(_fields(app, template, "oa_template"))
+        [result] = compose.test_send(campaign, openids[:1], None)
+        delivery = result.delivery
+        assert delivery is not None, result
+        assert (delivery.source.value, delivery.state.value, delivery.channel_used) == (
+            "test",
+            "sent",
+            "oa_template",
+        )
+        assert delivery.oa_data["thing1"] == "王伟的预约"
+        assert delivery.oa_openid and delivery.oa_openid != openids[0]
+        oa_openid, client_msg_id = delivery.oa_openid, f"tongzhi-{delivery.id}"
+    assert _oa(sandbox, "/state") != before
+    [message] = _oa(sandbox, "/messages")["messages"][-1:]
+    assert (message["openid"], message["client_msg_id"], message["errcode"]) == (oa_openid, client_msg_id, 0)
+    assert message["data"]["thing1"]["value"] == "王伟的预约"

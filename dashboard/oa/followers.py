@@ -274,12 +274,16 @@ def following_openids(user_ids: Iterable[int], session=None) -> dict[int, str]:
     ids = sorted(set(user_ids))
     if not ids:
         return {}
-    rows = (session or db.session).execute(
-        select(WechatUser.id, OaFollower.openid)
-        .join(OaFollower, OaFollower.unionid == WechatUser.unionid)
-        .where(WechatUser.id.in_(ids), WechatUser.unionid.is_not(None), OaFollower.following.is_(True))
-        .order_by(WechatUser.id, OaFollower.id.desc())
-    ).all()
+    rows = (
+        (session or db.session)
+        .execute(
+            select(WechatUser.id, OaFollower.openid)
+            .join(OaFollower, OaFollower.unionid == WechatUser.unionid)
+            .where(WechatUser.id.in_(ids), WechatUser.unionid.is_not(None), OaFollower.following.is_(True))
+            .order_by(WechatUser.id, OaFollower.id.desc())
+        )
+        .all()
+    )
     found: dict[int, str] = {}
     for user_id, openid in rows:
         found.setdefault(user_id, openid)  # two following openids for one unionid: the newest row

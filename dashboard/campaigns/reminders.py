@@ -33,10 +33,12 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ..audience.segments import credit_budget, filter_clause, live_grant_condition, reach_reason
+from ..dispatch.channels import NO_CHANNEL, NOT_FOLLOWING
 from ..extensions import db
-from ..models import Delivery, DeliverySource, DeliveryState, WechatUser
+from ..models import Channel, Delivery, DeliverySource, DeliveryState, WechatUser
 from ..models.campaign import Campaign
 from ..models.grants import GrantBalance
+from ..models.oa import OaFollower
 from ..models.reminder import ReminderSent
 from ..models.segment import Segment
 from ..models.user_attribute import UserAttribute
@@ -402,6 +404,47 @@ def _with_reason(campaign: Campaign):
     return reason, joined
 
 
+def _follows() -> sa.Exists:
+    """SQL: the user follows the Official Account now (the unionid join the claim makes,
+    ``oa.followers.following_openids``)."""
+    return sa.exists().where(
+        OaFollower.unionid == WechatUser.unionid,
+        WechatUser.unionid.is_not(None),
+        OaFollower.following.is_(True),
+    )
+
+
+def _status(channel: str, reason, enough) -> sa.Case:
+    """A due user's forecast on the reminder's channel, as the claim will choose it
+    (``dispatch.channels.choose``): ``live`` (it will send), ``again`` (they must grant again, or
+    follow), ``blocked`` (their own settings refuse the subscribe message)."""
+    credit = sa.and_(reason.is_(None), enough)
+    if channel == Channel.oa_template.value:
+        return sa.case((_follows(), "live"), else_="again")
+    if channel == Channel.mp_subscribe_or_oa.value:
+        return sa.case(
+            (credit, "live"),
+            (_follows(), "live"),
+            (sa.or_(reason.is_(None), reason.in_(GRANT_AGAIN)), "again"),
+            else_="blocked",
+        )
+    return sa.case(
+        (credit, "live"),
+        (sa.or_(reason.is_(None), reason.in_(GRANT_AGAIN)), "again"),
+        else_="blocked",
+    )
+
+
+def _why(channel: str, reason, enough):
+    """Why a due user cannot be sent to on the reminder's channel (NULL: they can), for the export."""
+    lacking = sa.case((reason.is_not(None), reason), (sa.not_(enough), TOO_FEW_CREDITS), else_=None)
+    if channel == Channel.oa_template.value:
+        return sa.case((_follows(), sa.null()), else_=sa.literal(NOT_FOLLOWING))
+    if channel == Channel.mp_subscribe_or_oa.value:
+        return sa.case((lacking.is_(None), sa.null()), (_follows(), sa.null()), else_=sa.literal(NO_CHANNEL))
+    return lacking
+
+
 def forecast(campaign: Campaign, now: datetime, days: int = FORECAST_DAYS) -> list[ForecastRow]:
     """Per day of the next ``days`` (from today, the campaign's zone) and per step, in day order: the
     users due, with a live credit now, who need to grant again, and those whose settings refuse. One
@@ -418,11 +461,7 @@ def forecast(campaign: Campaign, now: datetime, days: int = FORECAST_DAYS) -> li
         # A one-time credit is spent by each earlier step still to come: the user needs one more for each.
         earlier = [(j, o) for j, o in steps if o < offset]
         enough = _credits_for(campaign, _sends_ahead(campaign, earlier, day_text, horizon[0]), len(earlier))
-        status = sa.case(
-            (sa.and_(reason.is_(None), enough), "live"),
-            (sa.or_(reason.is_(None), reason.in_(GRANT_AGAIN)), "again"),
-            else_="blocked",
-        )
+        status = _status(campaign.channel, reason, enough)
         per_user = (
             sa.select(day_text.label("value"), status.label("status"))
             .select_from(joined)
@@ -465,7 +504,7 @@ def export_statement(campaign: Campaign, now: datetime, days: int = FORECAST_DAY
     # The sends due within the horizon each spend a credit: all of them but the last must leave one.
     spend = sum((sa.case((condition, 1), else_=0) for condition in due), sa.literal(0))
     enough = _credits_for(campaign, spend - 1, max(len(steps) - 1, 0))
-    why = sa.case((reason.is_not(None), reason), (sa.not_(enough), TOO_FEW_CREDITS), else_=None)
+    why = _why(campaign.channel, reason, enough)
     statement = (
         sa.select(
             WechatUser.id,

@@ -445,3 +445,50 @@ def test_a_test_send_of_an_oa_only_campaign_goes_through_the_official_account(ap
     [message] = _oa(sandbox, "/messages")["messages"][-1:]
     assert (message["openid"], message["client_msg_id"], message["errcode"]) == (oa_openid, client_msg_id, 0)
     assert message["data"]["thing1"]["value"] == "王伟的预约"
+
+
+@pytest.mark.parametrize("channel", ["oa_template", "mp_subscribe_or_oa"])
+def test_a_reminders_forecast_counts_followers_on_a_channel_that_uses_the_official_account(
+    app, sandbox, template, channel
+):
+    """Before, the forecast counted only subscribe credits, so every user of an OA reminder showed as
+    "must grant again". Three users due today: none holds a credit, two follow, one stopped following."""
+    from datetime import UTC, datetime
+
+    from dashboard.campaigns import reminders
+    from dashboard.models.oa import OaFollower
+    from dashboard.models.user_attribute import UserAttribute
+
+    openids = _setup(app, sandbox, template, 3)
+    now = datetime.now(UTC)
+    with app.app_context():
+        db.session.add(UserAttribute(key="expires", label="Expires", type="date"))
+        for user in db.session.scalars(sa.select(WechatUser)):
+            user.attributes = {"expires": now.date().isoformat()}
+        gone = db.session.scalar(sa.select(WechatUser).where(WechatUser.openid == openids[2]))
+        for follower in db.session.scalars(sa.select(OaFollower).where(OaFollower.unionid == gone.unionid)):
+            follower.following = False
+        db.session.commit()
+        campaign = services.create_campaign(
+            {
+                **_fields(app, template, channel),
+                "segment_id": None,
+                "reminder": {
+                    "attribute": "expires",
+                    "time": "09:00",
+                    "steps": [
+                        {
+                            "offset_days": 0,
+                            "data": {} if channel == "oa_template" else fixed_data(template),
+                            "oa_data": oa_values(),
+                        }
+                    ],
+                },
+            }
+        )
+        campaign.timezone = "UTC"
+        [today] = [row for row in reminders.forecast(campaign, now) if row.due]
+        assert (today.due, today.live, today.grant_again) == (3, 2, 1)
+        statement, _key = reminders.export_statement(campaign, now)
+        exported = {row.openid: row.reason for row in db.session.execute(statement)}
+        assert exported == {openids[2]: "not_following" if channel == "oa_template" else "no_channel"}

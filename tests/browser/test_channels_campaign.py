@@ -189,5 +189,17 @@ def test_a_campaign_on_subscribe_else_official_account_splits_its_sends_by_chann
         expect(page.locator("#delivery-oa-card")).to_contain_text(oa_values["keyword1"])
         assert widest(page) <= 390
         shoot(page, screenshot_dir, "channels-delivery-en.png")
+        # Composing on a phone, in English, with the Official Account's part showing: a campaign, and
+        # the date reminder's template choice (its form proper needs a date attribute declared first).
+        page.goto(f"{base}/campaigns/new")
+        page.check("input[name=channel][value=mp_subscribe_or_oa]")
+        page.select_option("select[name=oa_template_id]", oa_template["template_id"])
+        expect(page.locator("#oa-keyword-fields")).to_contain_text("keyword1")
+        assert widest(page) <= 390
+        shoot(page, screenshot_dir, "channels-compose-en.png")
+        page.goto(f"{base}/campaigns/reminders/new")
+        page.select_option("#choose-oa-template", oa_template["template_id"])
+        assert widest(page) <= 390
+        shoot(page, screenshot_dir, "channels-reminder-en.png")
     finally:
         context.close()

@@ -38,6 +38,7 @@ from ..dispatch.limits import current_limits
 from ..extensions import db
 from ..forms import EmptyForm
 from ..htmx import is_htmx
+from ..labels import reason_label
 from ..models import DeliveryState, Role, WechatUser
 from ..models.campaign import Campaign, CampaignState
 from ..models.catalog import Drift, MessageTemplate
@@ -580,11 +581,23 @@ def dry_run_view(campaign_id: int):
     template = db.session.scalar(
         sa.select(MessageTemplate).where(MessageTemplate.template_id == campaign.template_id)
     )
+    oa_template = None
+    if services.uses_oa(campaign.channel):
+        oa_template = db.session.scalar(
+            sa.select(OaTemplate).where(OaTemplate.template_id == campaign.oa_template_id)
+        )
     segment = db.session.get(Segment, campaign.segment_id) if campaign.segment_id else None
-    if template is None or segment is None:
+    missing = (template is None and services.uses_mp(campaign.channel)) or (
+        oa_template is None and services.uses_oa(campaign.channel)
+    )
+    if missing or segment is None:
         result = dry_run.DryRun(problem=_("The campaign's template or segment no longer exists."))
     else:
-        result = dry_run.dry_run(template, segment.filter, campaign.data)
+        # Both messages of a campaign that may send either are judged (a user is skipped when either
+        # refuses a value, as the snapshot does).
+        result = dry_run.dry_run(
+            template, segment.filter, campaign.data, oa_template=oa_template, oa_data=campaign.oa_data
+        )
     return render_template("campaigns/_dry_run.html", campaign=campaign, dry=result, template=template)
 
 
@@ -602,7 +615,8 @@ def _outcome(result: compose.TestSendResult) -> tuple[str, str]:
     if delivery.state is DeliveryState.skipped:
         known = SKIP_REASONS.get(delivery.reason)
         return "error", str(known) if known else _(
-            "Not sent (%(reason)s): WeChat was not called.", reason=delivery.reason
+            "Not sent (%(reason)s): WeChat was not called.",
+            reason=reason_label("skipped", delivery.reason) or delivery.reason,
         )
     if delivery.state is DeliveryState.failed:
         return "error", _(

@@ -19,6 +19,7 @@ from ..audience import segments
 from ..extensions import db
 from ..models import WechatUser
 from ..models.catalog import MessageTemplate
+from ..models.oa_template import OaTemplate
 from ..models.types import utcnow
 from . import values
 
@@ -89,39 +90,57 @@ def _user_rows(doc: dict, now: datetime):
 
 
 def dry_run(
-    template: MessageTemplate, segment_filter: dict, data: Any, now: datetime | None = None
+    template: MessageTemplate | None,
+    segment_filter: dict,
+    data: Any,
+    now: datetime | None = None,
+    *,
+    oa_template: OaTemplate | None = None,
+    oa_data: Any = None,
 ) -> DryRun:
-    """Judge ``data`` (a campaign's keyword sources) for every user of ``segment_filter`` now."""
+    """Judge ``data`` (a campaign's keyword sources) for every user of ``segment_filter`` now; with
+    ``oa_template``, its Official Account values ``oa_data`` too (by the OA's rules; their rows are keyed
+    ``oa.<key>``). ``template`` is None for a campaign only on the Official Account."""
     now = now or utcnow()
     result = DryRun(at=now)
-    labels = {
-        spec["key"]: spec.get("label") or spec.get("content_label") or spec["key"]
-        for spec in template.keyword_specs
-    }
+    judged: list[tuple[str, values.KeywordSource, str]] = []  # (row key, source, label)
     try:
-        sources = values.parse_sources(template.keyword_specs, data or {})
+        if template is not None:
+            labels = {
+                spec["key"]: spec.get("label") or spec.get("content_label") or spec["key"]
+                for spec in template.keyword_specs
+            }
+            for source in values.parse_sources(template.keyword_specs, data or {}):
+                judged.append((source.key, source, labels.get(source.key, source.key)))
+        if oa_template is not None:
+            oa_labels = {spec["key"]: spec.get("label") or spec["key"] for spec in oa_template.keywords or []}
+            for source in values.oa_sources(oa_template.keywords or [], oa_data or {}):
+                judged.append((f"oa.{source.key}", source, oa_labels.get(source.key, source.key)))
     except values.BadValue as bad:
         result.problem = bad.message
         return result
-    result.reach = segments.reach(segment_filter, template.template_id, now)
-    result.total = result.reach.total
-    counts = {s.key: KeywordCount(s.key, labels.get(s.key, s.key), not s.variables) for s in sources}
-    result.keywords = [counts[s.key] for s in sources]
-    varying = [s for s in sources if s.variables]
-    for source in sources:
+    if template is not None:
+        result.reach = segments.reach(segment_filter, template.template_id, now)
+        result.total = result.reach.total
+    else:
+        result.total = segments.count_users(segment_filter, now)
+    counts = {key: KeywordCount(key, label, not source.variables) for key, source, label in judged}
+    result.keywords = [counts[key] for key, _, _ in judged]
+    varying = [(key, source) for key, source, _ in judged if source.variables]
+    for key, source, _ in judged:
         if not source.variables:  # the same text for everybody: judged once
             before = values.text_for(source, {})
-            counts[source.key].count(before, values.finish(source, before), "", result.total)
+            counts[key].count(before, values.finish(source, before), "", result.total)
     if not varying:
         return result
     for rows in _user_rows(segment_filter, now):
         for row in rows:
             user = row._mapping
             refused = False
-            for source in varying:
+            for key, source in varying:
                 before = values.text_for(source, user)
                 after = values.finish(source, before)
-                counts[source.key].count(before, after, row.openid)
+                counts[key].count(before, after, row.openid)
                 refused = refused or after is None
             result.skipped += refused
     return result

@@ -18,7 +18,7 @@ from dashboard.campaigns import compose, report, services
 from dashboard.extensions import db
 from dashboard.models import Delivery, WechatUser
 from dashboard.models.campaign import Campaign
-from dashboard.models.catalog import Drift
+from dashboard.models.catalog import Drift, MessageTemplate
 from dashboard.models.oa_template import OaTemplate
 from dashboard.models.segment import Segment
 from dashboard.oa.followers import sync_followers
@@ -492,3 +492,31 @@ def test_a_reminders_forecast_counts_followers_on_a_channel_that_uses_the_offici
         statement, _key = reminders.export_statement(campaign, now)
         exported = {row.openid: row.reason for row in db.session.execute(statement)}
         assert exported == {openids[2]: "not_following" if channel == "oa_template" else "no_channel"}
+
+
+def test_the_dry_run_judges_the_official_accounts_values_too(app, sandbox, template):
+    """Before, the dry run judged only the subscribe message's values (and an OA-only campaign, which has
+    none, said its template no longer existed). A user whose OA value breaks its rule is counted skipped."""
+    from dashboard.campaigns import dry_run
+
+    _setup(app, sandbox, template, 3, nicknames={1: "一个非常非常长的用户昵称超过二十个字"})
+    with app.app_context():
+        for channel in ("oa_template", "mp_subscribe_or_oa"):
+            campaign = services.create_campaign(_fields(app, template, channel, name=f"dry {channel}"))
+            mp_template = None
+            if channel != "oa_template":
+                mp_template = db.session.scalar(
+                    sa.select(MessageTemplate).where(MessageTemplate.template_id == campaign.template_id)
+                )
+            oa_template = db.session.scalar(
+                sa.select(OaTemplate).where(OaTemplate.template_id == campaign.oa_template_id)
+            )
+            segment = db.session.get(Segment, campaign.segment_id)
+            result = dry_run.dry_run(
+                mp_template, segment.filter, campaign.data, oa_template=oa_template, oa_data=campaign.oa_data
+            )
+            assert result.problem is None
+            assert (result.total, result.skipped) == (3, 1), channel
+            by_key = {k.key: k for k in result.keywords}
+            assert (by_key["oa.thing1"].passed, by_key["oa.thing1"].refused) == (2, 1)
+            assert any(not key.startswith("oa.") for key in by_key) == (channel != "oa_template")

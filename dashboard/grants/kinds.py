@@ -40,8 +40,10 @@ class TemplateInfo:
 UNKNOWN = TemplateInfo(kind=TemplateKindName.one_time.value, known=False)
 
 
+@functools.cache
 def _catalog_model():
-    """The catalog's model, or None while it is not part of this build."""
+    """The catalog's model, or None while it is not part of this build (asked once per process: every
+    grant report asks)."""
     try:
         from ..models.catalog import MessageTemplate
     except ImportError:

@@ -104,7 +104,11 @@ def _plan_statement(classes: tuple[tuple[str, ...], ...]):
         event.c.occurred_at <= sa.bindparam("latest", type_=when),
         or_(
             *(
-                and_(event.c.template_id == sa.bindparam(f"template_{n}"), event.c.status.in_(statuses))
+                # Equalities rather than IN (…): an IN list is re-expanded at every execution.
+                and_(
+                    event.c.template_id == sa.bindparam(f"template_{n}"),
+                    or_(*(event.c.status == status for status in statuses)),
+                )
                 for n, statuses in enumerate(classes)
             )
         ),

@@ -525,7 +525,7 @@ def test_json_values_that_compare_equal_keep_their_own_type(ctx):
     add_deliveries(0)
     user_id = db.session.scalar(sa.select(WechatUser.id))
     columns = ["source", "openid", "template_id", "data", "miniprogram_state", "lang", "state", "attempts"]
-    columns += ["reason", "errmsg", "created_at", "updated_at", "user_id"]
+    columns += ["reason", "errmsg", "created_at", "updated_at", "user_id", "channel"]
     datas = [True, 1, False, 0, 1.5]
     rows = [
         {
@@ -542,6 +542,7 @@ def test_json_values_that_compare_equal_keep_their_own_type(ctx):
             "created_at": T0,
             "updated_at": T0,
             "user_id": user_id,
+            "channel": "mp_subscribe",
         }
         for data in datas
     ]

@@ -374,6 +374,8 @@ def test_campaign_cards_show_progress_next_times_and_the_last_result(app, client
         "skipped": 1,
         "unknown": 0,
         "opens": 2,
+        # Rows with no channel_used (as before channels) went out as subscribe messages.
+        "sent_by_channel": {"mp_subscribe": 3, "oa_template": 0},
     }
 
     auth.login("viewer")

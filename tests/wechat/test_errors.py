@@ -26,11 +26,13 @@ EXPECTED = [
     (45009, C.QUOTA),
     (43101, C.NO_GRANT),
     (40003, C.RECIPIENT),
+    (43004, C.RECIPIENT),  # the Official Account's: the user does not follow it
     (40037, C.TEMPLATE),
     (43107, C.TEMPLATE),
     (47003, C.CONTENT),
     (45168, C.CONTENT),
     (41030, C.PAGE),
+    (40165, C.PAGE),  # the Official Account's: miniprogram.pagepath not published
     (40002, C.CONFIG),
     (40013, C.CONFIG),
     (40125, C.CONFIG),
@@ -43,6 +45,7 @@ EXPECTED = [
     (89503, C.CONFIG),
     (89506, C.CONFIG),
     (89507, C.CONFIG),
+    (48001, C.CONFIG),  # the Official Account may not call the API (not verified or not linked)
 ]
 
 

@@ -48,10 +48,8 @@ def test_url_verification_echoes_echostr_verbatim_as_plain_text(client):
 @pytest.mark.parametrize("mode", ["plaintext", "secure"])
 def test_a_popup_event_credits_once_however_often_it_is_delivered(app, client, fmt, mode):
     event = popup(("TA", "accept"), ("TB", "reject"))
-    started = time.monotonic()
     first = push(client, event, fmt=fmt, mode=mode)
     assert first.status_code == 200 and first.get_data(as_text=True) == "success"
-    assert time.monotonic() - started < 1.0  # acknowledged well inside WeChat's 5 s
     for _ in range(2):  # WeChat's retries: same body, new nonce and signature
         assert push(client, event, fmt=fmt, mode=mode).get_data(as_text=True) == "success"
     assert credits(app, "TA") == 1 and credits(app, "TB") == 0

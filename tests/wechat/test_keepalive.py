@@ -524,7 +524,7 @@ def test_a_connect_timeout_is_not_sent():
         elapsed = []
 
         async def scenario():
-            async with pool_for(f"http://127.0.0.1:{port}", connect_timeout=0.2) as pool:
+            async with pool_for(f"http://127.0.0.1:{port}", connect_timeout=0.2, read_timeout=30.0) as pool:
                 started = time.monotonic()
                 try:
                     await post(pool)
@@ -534,7 +534,7 @@ def test_a_connect_timeout_is_not_sent():
         with pytest.raises(NotSent) as caught:
             run(scenario())
         assert isinstance(caught.value.__cause__, TimeoutError)
-        assert 0.18 <= elapsed[0] < 1.5
+        assert 0.18 <= elapsed[0] < 10
     finally:
         for filler in fillers:
             filler.close()
@@ -593,7 +593,7 @@ def test_a_server_that_never_answers_loses_the_answer_after_the_read_timeout():
 
     with pytest.raises(AnswerLost, match="no answer within 0.2 s"):
         run(scenario())
-    assert 0.18 <= outcome["elapsed"] < 1.5
+    assert 0.18 <= outcome["elapsed"] < 10
     assert outcome["closed"], "the timed-out connection was left open"
 
 
@@ -1160,7 +1160,7 @@ def test_a_proxy_that_never_answers_connect_is_not_sent_after_the_connect_timeou
         port = silent.sockets[0].getsockname()[1]
         env = {"HTTPS_PROXY": f"http://127.0.0.1:{port}"}
         try:
-            async with pool_for("https://127.0.0.1:9", env=env, connect_timeout=0.2) as pool:
+            async with pool_for("https://127.0.0.1:9", env=env, connect_timeout=0.2, read_timeout=30.0) as pool:
                 started = time.monotonic()
                 with pytest.raises(NotSent) as caught:
                     await post(pool)
@@ -1173,7 +1173,7 @@ def test_a_proxy_that_never_answers_connect_is_not_sent_after_the_connect_timeou
 
     error, elapsed = run(scenario())
     assert isinstance(error.__cause__, TimeoutError)
-    assert 0.18 <= elapsed < 1.5
+    assert 0.18 <= elapsed < 10
 
 
 @pytest.mark.parametrize(

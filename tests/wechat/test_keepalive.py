@@ -1160,7 +1160,9 @@ def test_a_proxy_that_never_answers_connect_is_not_sent_after_the_connect_timeou
         port = silent.sockets[0].getsockname()[1]
         env = {"HTTPS_PROXY": f"http://127.0.0.1:{port}"}
         try:
-            async with pool_for("https://127.0.0.1:9", env=env, connect_timeout=0.2, read_timeout=30.0) as pool:
+            async with pool_for(
+                "https://127.0.0.1:9", env=env, connect_timeout=0.2, read_timeout=30.0
+            ) as pool:
                 started = time.monotonic()
                 with pytest.raises(NotSent) as caught:
                     await post(pool)

@@ -70,7 +70,7 @@ class BatchSender:
     def __init__(
         self, client: WeChatClient, concurrency: int, oa_client: OfficialAccountClient | None = None
     ) -> None:
-        self.bulk = client.bulk_sender(concurrency)
+        self.bulk = client.bulk_sender(concurrency, also_for=oa_client)
         self.miniprogram_appid = client.appid
         self.oa_tokens = oa_client.tokens if oa_client is not None else None
 

@@ -114,13 +114,14 @@ class BulkSender:
         connect_timeout: float = 3.05,
         read_timeout: float = 10.0,
         secret: str | None = None,
+        also_scrub: Sequence[str | None] = (),
     ) -> None:
         self.tokens = tokens
         self.concurrency = concurrency
         self._pool = KeepAlivePool(
             api_base, limit=concurrency, connect_timeout=connect_timeout, read_timeout=read_timeout
         )
-        self._scrub = scrubber(secret)
+        self._scrub = scrubber(secret, *also_scrub)
         self._targets: dict[tuple[str, str], str] = {}
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="tongzhi-bulk-send", daemon=True)

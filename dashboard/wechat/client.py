@@ -127,8 +127,11 @@ class WeChatClient:
     def configured(self) -> bool:
         return bool(self.appid and self._secret)
 
-    def bulk_sender(self, concurrency: int) -> BulkSender:
-        """A :class:`~dashboard.wechat.bulk.BulkSender` for this account, sharing its token source."""
+    def bulk_sender(self, concurrency: int, *, also_for: WeChatClient | None = None) -> BulkSender:
+        """A :class:`~dashboard.wechat.bulk.BulkSender` for this account, sharing its token source.
+
+        ``also_for``: another account whose requests go through the same funnel (the linked Official
+        Account): its AppSecret is scrubbed from every text the funnel reports, like this one's."""
         if self.tokens is None:
             raise WeChatNotConfigured("No access-token source is configured for this WeChat client.")
         return BulkSender(
@@ -138,6 +141,7 @@ class WeChatClient:
             connect_timeout=self.timeout[0],
             read_timeout=self.timeout[1],
             secret=self._secret,
+            also_scrub=(also_for._secret,) if also_for is not None else (),
         )
 
     # -- tokens and login ----------------------------------------------------------------------------

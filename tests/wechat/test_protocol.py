@@ -326,3 +326,20 @@ def test_a_proxy_refusing_the_tunnel_means_the_send_never_left(monkeypatch):
     assert [request.split(b" ", 2)[:2] for request in proxy.requests] == [
         [b"CONNECT", b"api.weixin.qq.com:443"]
     ]
+
+
+def test_the_bulk_funnel_scrubs_both_accounts_secrets_from_what_it_reports():
+    """The funnel carries the mini-program's and the Official Account's sends: an answer echoing either
+    AppSecret (a proxy's error page, a misconfigured gateway) is reported without it."""
+    echoed = '{"errcode":40013,"errmsg":"invalid appid: mp MP-SECRET-123 oa OA-SECRET-456"}'
+    server = ScriptedServer(wechat(echoed))
+    miniprogram = WeChatClient("wx-app", "MP-SECRET-123", server.url, tokens=StaticTokens())
+    official_account = WeChatClient("wx-oa", "OA-SECRET-456", server.url, tokens=StaticTokens())
+    sender = miniprogram.bulk_sender(2, also_for=official_account)
+    try:
+        [outcome] = sender.send([SendRequest("key", "o-user-1", "tmpl-1", {"thing2": "x"})])
+    finally:
+        sender.close()
+        server.close()
+    assert outcome.errcode == 40013 and "invalid appid" in outcome.errmsg
+    assert "MP-SECRET-123" not in outcome.errmsg and "OA-SECRET-456" not in outcome.errmsg

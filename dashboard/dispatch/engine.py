@@ -14,7 +14,7 @@ from ..extensions import db
 from ..wechat import get_client
 from ..wechat.oa import get_oa_client
 from .claim import DEFAULT_LEASE_SECONDS, claim_due, load_dispatch_state, start_claims
-from .finalize import Reconciled, finalize, reconcile_expired_leases, release_unstarted
+from .finalize import Reconciled, finalize, join_missed_reports, reconcile_expired_leases, release_unstarted
 from .ledger import CreditLedger
 from .sender import BatchSender, PendingBatch
 from .sent_events import DEFAULT_MATCH_WINDOW
@@ -128,6 +128,9 @@ class Dispatcher:
 
     def reconcile(self) -> Reconciled:
         return reconcile_expired_leases(self.engine, self.ledger, match_window=self.match_window)
+
+    def join_missed_reports(self) -> int:
+        return join_missed_reports(self.engine)
 
     def close(self) -> None:
         self.sender.close()

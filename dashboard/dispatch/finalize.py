@@ -255,6 +255,52 @@ def _join_early_job_finish(session, delivery_by_msgid: dict[str, int]) -> None:
         )
 
 
+# How far back the minute tick looks for reports that missed their delivery (see join_missed_reports).
+MISSED_REPORT_LOOKBACK = timedelta(hours=1)
+
+
+def join_missed_reports(engine: sa.Engine, now: datetime | None = None) -> int:
+    """Join the delivery reports and job-finishes that missed their delivery; the minute tick calls it.
+
+    The push handler looks for the msgid's delivery after writing the event, and finalize looks for
+    early events in the transaction that records the msgid. On SQLite the one writer orders the two, so
+    one of them sees the other; on PostgreSQL each can run before the other commits, and then neither
+    sees the other and the event would wait unjoined for ever. This sweep joins what arrived in the last
+    ``MISSED_REPORT_LOOKBACK`` whose msgid is now recorded (older unjoined rows are other senders'
+    messages, not ours). :returns: how many were joined.
+    """
+    since = (now or utcnow()) - MISSED_REPORT_LOOKBACK
+    d, r, e = Delivery.__table__.c, SentReport.__table__.c, OaEvent.__table__.c
+    oa = Channel.oa_template.value
+    with write_transaction(engine) as session:
+        reports = dict(
+            session.execute(
+                sa.select(r.msgid, d.id)
+                .join(Delivery.__table__, d.msgid == r.msgid)
+                .where(
+                    r.delivery_id.is_(None),
+                    r.reported_at >= since,
+                    sa.or_(d.channel_used.is_(None), d.channel_used != oa),
+                )
+            ).all()
+        )
+        job_finishes = dict(
+            session.execute(
+                sa.select(e.msgid, d.id)
+                .join(Delivery.__table__, d.msgid == e.msgid)
+                .where(
+                    e.delivery_id.is_(None),
+                    e.event == JOB_FINISH,
+                    e.received_at >= since,
+                    d.channel_used == oa,
+                )
+            ).all()
+        )
+        _join_early_reports(session, reports)
+        _join_early_job_finish(session, job_finishes)
+    return len(reports) + len(job_finishes)
+
+
 class Reconciled(NamedTuple):
     unknown: int  # started before their worker was lost: the message may have left
     requeued: int  # claimed but never started: back to ``pending``, credit released

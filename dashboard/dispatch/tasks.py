@@ -70,6 +70,8 @@ def init_app(app: Flask) -> None:
                 log.warning(
                     "%d delivery(ies) lost their worker before starting and are pending again", lost.requeued
                 )
+            if joined := dispatcher.join_missed_reports():
+                log.info("%d delivery report(s) that crossed their msgid's commit joined", joined)
             return _drain(app)
 
     def follower_sync_due(timestamp) -> bool:

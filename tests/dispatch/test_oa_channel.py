@@ -342,3 +342,75 @@ def test_an_oa_test_send_is_a_delivery(app, auth, client, sandbox, runner):
     assert message["client_msg_id"] == f"tongzhi-{delivery.id}" and str(message["msgid"]) == delivery.msgid
     page = client.get("/deliveries/", query_string={"source": "test"}).get_data(as_text=True)
     assert f"/deliveries/{delivery.id}" in page
+
+
+def test_reports_that_crossed_their_msgids_commit_are_joined_by_the_minute_tick(
+    app, sandbox, dispatcher, template
+):
+    """On PostgreSQL the push's look for the msgid and finalize's look for early events can each run
+    before the other commits; both events then wait unjoined. Recreated here as that outcome (the events
+    written unjoined after the msgids are recorded); the tick's sweep joins them, and leaves alone an
+    unjoined event older than its lookback and one whose msgid is no delivery's."""
+    from datetime import timedelta
+
+    from dashboard.dispatch.finalize import MISSED_REPORT_LOOKBACK
+    from dashboard.models import utcnow
+    from dashboard.models.grants import SentReport, WechatPush
+
+    oa_template = oa_template_id(sandbox)
+    first, second = people(app, sandbox, [True, True], template, credits=[False, True])
+    via_oa = add(app, first, None, Channel.oa_template, oa_template)
+    via_mp = add(app, second, template, Channel.mp_subscribe, None)
+    older = add(app, first, None, Channel.oa_template, oa_template)
+    dispatcher.drain(5)
+    sent = rows(app)
+    assert {sent[via_oa].state, sent[via_mp].state, sent[older].state} == {DeliveryState.sent}
+    now = utcnow()
+    with app.app_context():
+        push = WechatPush(
+            dedup_key="k", event="subscribe_msg_sent_event", openid=second, create_time=1, body_format="json"
+        )
+        db.session.add(push)
+        db.session.flush()
+        for msgid, when in ((sent[via_mp].msgid, now), ("999", now)):
+            db.session.add(
+                SentReport(
+                    push_id=push.id,
+                    msgid=msgid,
+                    openid=second,
+                    template_id="t",
+                    errcode=0,
+                    status="success",
+                    reported_at=when,
+                )
+            )
+        for n, (msgid, when) in enumerate(
+            (
+                (sent[via_oa].msgid, now),
+                (sent[older].msgid, now - MISSED_REPORT_LOOKBACK - timedelta(minutes=1)),
+            )
+        ):
+            db.session.add(
+                OaEvent(
+                    dedup_key=f"e{n}",
+                    event="TEMPLATESENDJOBFINISH",
+                    openid=first,
+                    create_time=1_790_000_000 + n,
+                    msgid=msgid,
+                    status="failed:user block",
+                    body_format="xml",
+                    received_at=when,
+                )
+            )
+        db.session.commit()
+
+    app.extensions["dispatch_tasks"].tick.call_local()  # the worker's minute tick
+    after = rows(app)
+    assert after[via_mp].report_status == "success" and after[via_mp].report_errcode == 0
+    assert after[via_oa].report_status == "failed:user block"
+    with app.app_context():
+        reports = dict(db.session.execute(sa.select(SentReport.msgid, SentReport.delivery_id)).all())
+        assert reports == {sent[via_mp].msgid: via_mp, "999": None}
+        events = dict(db.session.execute(sa.select(OaEvent.create_time, OaEvent.delivery_id)).all())
+        assert events == {1_790_000_000: via_oa, 1_790_000_001: None}  # the old one is not looked at
+    assert dispatcher.join_missed_reports() == 0  # joined once

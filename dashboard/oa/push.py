@@ -5,7 +5,8 @@
 * ``TEMPLATESENDJOBFINISH`` → kept as an ``oa_event`` row with its ``MsgID`` and ``Status`` (``success``,
   ``failed:user block``, ``failed:system failed`` …), and joined to the delivery sent through the
   Official Account with that msgid (its ``report_status`` and ``reported_at``); an event that arrives
-  before the sender recorded the msgid waits unjoined, and ``dispatch.finalize`` joins it then;
+  before the sender recorded the msgid waits unjoined, and ``dispatch.finalize`` joins it then (or the
+  worker's minute tick, ``finalize.join_missed_reports``, when the two transactions crossed);
 * anything else (menu clicks, messages the user typed) is acknowledged and ignored.
 
 A push seen before (same openid, CreateTime, event and fields) changes nothing. Functions add to the

@@ -12,6 +12,8 @@ import click
 from flask import current_app
 from flask.cli import with_appcontext
 
+from ..oa.daily_sync import catch_up_if_stale
+
 
 @click.command("worker")
 @click.option("--periodic/--no-periodic", default=True, show_default=True, help="Run the minute tick here.")
@@ -40,4 +42,6 @@ def worker_command(periodic: bool) -> None:
     )
     # Send whatever is already due, without waiting for the first kick or tick.
     tasks.kick()
+    if periodic:  # the worker that runs the schedule also runs what the schedule missed while it was down
+        catch_up_if_stale(current_app._get_current_object())
     consumer.run()

@@ -10,6 +10,9 @@ event lost while the push endpoint was down, followers from before the OA was li
   that cannot take it skips the day's run (the holder is doing it).
 - **Never in the way of sending.** It runs in a thread of its own, so the worker's queue (kicks, the
   minute tick) goes on while it pages through WeChat.
+- **Caught up at start.** A worker that was down at the day's time would leave the followers a day
+  older; a worker with the periodic tick starts a sync at once when no sync has seen a follower in the
+  last ``CATCH_UP_AFTER`` (:func:`catch_up_if_stale`). A failed catch-up waits for the day's time.
 - **A failure is logged, not raised.** The log line has WeChat's category, errcode and errmsg (secrets
   scrubbed, as in every WeChat error); what was written before the failure stays, and the next day's run
   starts again from the top.
@@ -23,7 +26,7 @@ import hashlib
 import logging
 import threading
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -32,12 +35,16 @@ from flask import Flask, current_app
 
 from ..config import oa_configured
 from ..extensions import db
+from ..models import utcnow
+from ..models.oa import OaFollower
 from ..wechat.errors import WeChatError
 from ..wechat.oa import get_oa_client
 from .followers import SyncResult, sync_followers
 
 log = logging.getLogger(__name__)
 
+# A day and an hour: yesterday's run at the day's time (and its length) does not count as missed.
+CATCH_UP_AFTER = timedelta(hours=25)
 LOCK_NAME = "tongzhi:oa-follower-sync"
 # A stable 64-bit key for pg_try_advisory_lock, derived from the name (no other lock uses it).
 ADVISORY_KEY = int.from_bytes(hashlib.sha256(LOCK_NAME.encode()).digest()[:8], "big", signed=True)
@@ -126,3 +133,18 @@ def start_follower_sync(app: Flask) -> threading.Thread | None:
     thread = threading.Thread(target=work, name="oa-follower-sync", daemon=True)
     thread.start()
     return thread
+
+
+def catch_up_if_stale(app: Flask) -> threading.Thread | None:
+    """At a worker's start: the sync's thread when the daily sync is on and no sync has seen a follower
+    within ``CATCH_UP_AFTER`` (never, or the worker missed the day's time), else None."""
+    if not oa_configured(app.config) or app.config.get("OA_FOLLOWER_SYNC_AT") is None:
+        return None
+    with app.app_context():
+        # The last sync that saw anyone; an account with no followers syncs at every start (one call).
+        last = db.session.scalar(sa.select(sa.func.max(OaFollower.synced_at)))
+        db.session.remove()
+    if last is not None and utcnow() - last < CATCH_UP_AFTER:
+        return None
+    log.info("follower sync: none since %s; catching up now", last.isoformat() if last else "ever")
+    return start_follower_sync(app)

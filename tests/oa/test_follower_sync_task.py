@@ -116,3 +116,33 @@ def test_the_command_waits_for_no_one_and_says_a_sync_is_running(app, runner, sa
     done = runner.invoke(args=["sync-followers"])
     assert done.exit_code == 0, done.output
     assert_synced(app, sandbox)
+
+
+def test_a_worker_starting_after_a_missed_day_catches_up_once(app, sandbox):
+    """A worker that was down at the day's time syncs when it starts; one started after a recent sync
+    does not; with the daily sync off, a start never syncs."""
+    import sqlalchemy as sa
+
+    from dashboard.extensions import db
+    from dashboard.models import utcnow
+    from dashboard.models.oa import OaFollower
+    from dashboard.oa.daily_sync import CATCH_UP_AFTER, catch_up_if_stale
+
+    def start_worker():
+        thread = catch_up_if_stale(app)
+        if thread is not None:
+            thread.join(30)
+        return thread
+
+    assert start_worker() is not None  # never synced
+    assert_synced(app, sandbox)
+    assert start_worker() is None  # synced a moment ago
+    with app.app_context():
+        db.session.execute(sa.update(OaFollower).values(synced_at=utcnow() - CATCH_UP_AFTER))
+        db.session.commit()
+    app.config["OA_FOLLOWER_SYNC_AT"] = None
+    assert start_worker() is None  # the daily sync is off: no catching up either
+    app.config["OA_FOLLOWER_SYNC_AT"] = "03:30"
+    assert start_worker() is not None  # the day's run was missed
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.min(OaFollower.synced_at))) > utcnow() - CATCH_UP_AFTER / 2

@@ -105,6 +105,8 @@ class GrantEvent(db.Model):
     __tablename__ = "grant_event"
     __table_args__ = (
         Index("ix_grant_event_user_template_at", "user_id", "template_id", "occurred_at"),
+        # The pairing lookup (``grants.reports``, ``services._find_partner``): the other source only.
+        Index("ix_grant_event_pairing", "user_id", "template_id", "source", "occurred_at"),
         Index("ix_grant_event_template_status", "template_id", "status"),
     )
 

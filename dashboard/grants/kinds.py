@@ -133,7 +133,10 @@ def convert_balances(
         .returning(table.c.user_id, table.c.kind, table.c.credits, table.c.last_status)
     ).all()
     session.execute(
-        update(table).where(*scope, table.c.template_known.is_(False)).values(template_known=True)
+        # updated_at too: every write of a balance sets it (a report planned before this one compares it).
+        update(table)
+        .where(*scope, table.c.template_known.is_(False))
+        .values(template_known=True, updated_at=now)
     )
     if not locked:
         return []

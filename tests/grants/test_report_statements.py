@@ -220,3 +220,31 @@ def test_a_balance_changed_after_the_reads_is_recorded_the_locking_way(app, setu
         balances, events = ledger(app, user_id)
     assert balances[0][3] == 3 and [e[5] for e in events] == [1, 1, 1]
     assert sum(e[5] for e in events) == balances[0][3]
+
+
+def test_a_template_the_catalog_learns_between_the_reads_and_the_writes_stays_known(app, setup):
+    """Registering a template marks its balances known (a write that sets ``updated_at``, like every
+    balance write); a report planned before it is redone the locking way and must not put the old
+    ``template_known`` back."""
+    from dashboard.api import services as api_services
+    from dashboard.api.validation import GrantReportBody
+    from dashboard.grants.kinds import convert_balances
+
+    unknown = "TMPL_unknown_dddddddd"
+    (user_id, _), _ = setup
+    with app.test_request_context():
+        record_answers(
+            user_id, [(unknown, "accept")], source="client", occurred_at=utcnow() - timedelta(days=1)
+        )
+        db.session.commit()
+        user = db.session.get(WechatUser, user_id)
+        body = GrantReportBody(answers=[(unknown, "accept")], scene=None, page=None)
+        plan = api_services.plan_report(user, body, "digest", "late")
+        # The operator registers the template (one-time, as the balance already is) meanwhile.
+        convert_balances(db.session, unknown, "one_time", reason="registered")
+        db.session.commit()
+        outcome = api_services.write_report(plan)
+        db.session.commit()
+        assert {b.template_id: b.credits for b in outcome.balances}[unknown] == 2
+        balances, _ = ledger(app, user_id)
+    assert [(b[0], b[2], b[3]) for b in balances] == [(unknown, True, 2)]

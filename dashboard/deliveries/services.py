@@ -22,6 +22,7 @@ from ..dispatch.claim import claim_for
 from ..dispatch.credits import RouteRequest, route
 from ..dispatch.finalize import finalize
 from ..dispatch.ledger_adapter import grants_ledger
+from ..dispatch.outcomes import FELL_BACK
 from ..dispatch.sender import send_one
 from ..extensions import db
 from ..models import Channel, Delivery, DeliverySource, DeliveryState, WechatUser, utcnow
@@ -62,7 +63,7 @@ def create_delivery(
     return delivery
 
 
-def send_now(delivery: Delivery) -> Delivery:
+def send_now(delivery: Delivery, *, falling_back: bool = False) -> Delivery:
     """Send one delivery right away (a test send), through the same channel, credit and answer path as
     the engine.
 
@@ -77,7 +78,9 @@ def send_now(delivery: Delivery) -> Delivery:
        attempt, and for a subscribe message the credit spent, released or zeroed (43101).
 
     Nothing is retried here (a person is watching); a transient answer leaves the row ``retry_wait``
-    for a worker, like any send. A crash between 1 and 3 leaves it ``sending`` until its lease runs
+    for a worker, like any send. The one exception is the channel's own fallback: a row on
+    ``mp_subscribe_or_oa`` that WeChat answers 43101 is pending again (``outcomes.FELL_BACK``), and is
+    routed and sent once more at once, as the engine's next claim would (to the Official Account). A crash between 1 and 3 leaves it ``sending`` until its lease runs
     out, and the reconciler calls it ``unknown``. Returns the delivery, reloaded.
 
     :raise ValueError: the delivery is not ``pending`` (a worker has it, or it was sent already).
@@ -128,6 +131,8 @@ def send_now(delivery: Delivery) -> Delivery:
     db.session.commit()
     finalize(db.engine, ledger, [send_one(get_client(), claim, get_oa_client())])
     db.session.refresh(delivery)
+    if delivery.state is DeliveryState.pending and delivery.reason == FELL_BACK and not falling_back:
+        return send_now(delivery, falling_back=True)
     return delivery
 
 
@@ -155,6 +160,7 @@ CATEGORIES = (*report.CLASS_LABELS, "gave_up")
 # Reasons an operator may filter by, in words (the rest are filtered by error class).
 REASON_LABELS: dict[str, Any] = {
     **report.SKIP_LABELS,
+    FELL_BACK: _l("No subscription at WeChat (43101): going through the Official Account"),
     "gave_up": _l("Given up after retries"),
     "lease_expired": report.UNKNOWN_LABELS["lease_expired"],
     "sent_event": _l("confirmed by WeChat's delivery event"),

@@ -49,6 +49,9 @@ class Claim:
     oa_template_id: str | None = None
     oa_data: dict[str, Any] | None = None
     oa_pagepath: str | None = None
+    # Asked ``mp_subscribe_or_oa`` and going as a subscribe message: if WeChat says the user holds no
+    # subscription after all (43101), the row tries the Official Account next (``outcomes.decide``).
+    falls_back: bool = False
 
     @property
     def via_oa(self) -> bool:
@@ -247,6 +250,7 @@ def claim_for(row: Any, attempt: int, chosen: Route) -> Claim:
         oa_template_id=row.oa_template_id if via_oa else None,
         oa_data=dict(row.oa_data or {}) if via_oa else None,
         oa_pagepath=row.oa_pagepath if via_oa else None,
+        falls_back=not via_oa and Channel(row.channel or Channel.mp_subscribe) is Channel.mp_subscribe_or_oa,
     )
 
 

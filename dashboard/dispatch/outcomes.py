@@ -24,6 +24,10 @@ class LedgerAction(enum.StrEnum):
     refund = "refund"  # an unknown counted as spent turned out failed (WeChat's delivery event): give it back
 
 
+# A 43101 on a row that may fall back to the Official Account: it is pending again, for the OA.
+FELL_BACK = "fell_back"
+
+
 @dataclass(frozen=True)
 class SendResult:
     """What one call to WeChat produced. ``errcode`` None with ``category`` set: no WeChat answer."""
@@ -36,6 +40,7 @@ class SendResult:
     errmsg: str = ""
     msgid: str | None = None
     category: str = ""  # "" for success, else an ErrorCategory value
+    falls_back: bool = False  # the claim's: a 43101 sends it through the Official Account next
 
     @property
     def ok(self) -> bool:
@@ -76,7 +81,9 @@ def decide(result: SendResult, now: datetime) -> Decision:
     """Map one WeChat answer to the delivery's next state and what happens to its reserved credit.
 
     - 0 → sent, credit spent;
-    - 43101 → failed, ledger zeroed (WeChat knows better than our balance);
+    - 43101 → failed, ledger zeroed (WeChat knows better than our balance); a row that asked
+      ``mp_subscribe_or_oa`` goes back to ``pending`` instead (reason ``fell_back``), for the Official
+      Account;
     - recipient/template/content/page errors and unknown codes → failed, credit released;
     - transient (-1, 43108, network before sending), token (after the client's one refresh) and
       config errors → retry_wait with backoff, credit released; failed after MAX_ATTEMPTS;
@@ -89,6 +96,10 @@ def decide(result: SendResult, now: datetime) -> Decision:
     if category == ErrorCategory.UNKNOWN:
         return Decision(DeliveryState.unknown, LedgerAction.spend, reason="unknown")
     if category == ErrorCategory.NO_GRANT:
+        if result.falls_back:
+            # Nothing reached the user, and the ledger is zeroed with this answer: the next claim finds
+            # no credit and sends the Official Account's message to a follower (or skips the row).
+            return Decision(DeliveryState.pending, LedgerAction.zero, reason=FELL_BACK)
         return Decision(DeliveryState.failed, LedgerAction.zero, reason="no_grant")
     if category == ErrorCategory.QUOTA:
         resume = next_wechat_day(now)

@@ -38,6 +38,7 @@ def _result(outcome: SendOutcome) -> SendResult:
         outcome.errmsg,
         outcome.msgid,
         outcome.category,
+        claim.falls_back,
     )
 
 
@@ -154,5 +155,6 @@ def send_one(
             error.errmsg,
             None,
             error.category.value,
+            claim.falls_back,
         )
     return SendResult(claim.id, claim.attempt, started, utcnow(), 0, "ok", msgid or None, "")

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import collections
 import os
-import secrets
 import statistics
 import subprocess
 import sys
@@ -34,7 +33,7 @@ from sqlalchemy import event
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.grant_reports import database, load, machine  # noqa: E402 - after the path is set
+from bench.grant_reports import app_environment, database, load, machine  # noqa: E402 - after the path is set
 from dashboard.sandbox import SandboxServer  # noqa: E402
 
 
@@ -53,20 +52,10 @@ def main() -> int:
         SandboxServer() as sandbox,
         database(args.database_url, Path(tmp)) as (url, backend),
     ):
-        os.environ.update(
-            TONGZHI_ENV="production",
-            TONGZHI_INSTANCE_PATH=tmp,
-            SECRET_KEY=secrets.token_hex(32),
-            DATABASE_URL=url,
-            WECHAT_APPID=sandbox.state.config["APPID"],
-            WECHAT_SECRET=sandbox.state.config["SECRET"],
-            WECHAT_API_BASE=sandbox.url,
-            MP_RATE_LIMIT_PER_IP="0",
-            MP_RATE_LIMIT_PER_TOKEN="0",  # noqa: S106 - a number of requests, not a password
-            SESSION_COOKIE_SECURE="false",
-            AUTO_MIGRATE="false",
-        )
-        os.environ.pop("REDIS_URL", None)
+        # The same settings as the gunicorn bench gives its server (production, rate limits off).
+        environment = app_environment(url, Path(tmp), sandbox)
+        os.environ.clear()
+        os.environ.update(environment)
         flask = [sys.executable, "-m", "flask", "--app", "wsgi", "db", "upgrade", "heads"]
         subprocess.run(flask, cwd=ROOT, check=True, capture_output=True)  # noqa: S603 - our own command
         from dashboard import create_app

@@ -53,6 +53,7 @@ from dashboard.models.campaign import Campaign, CampaignState
 from dashboard.models.catalog import MessageTemplate
 from dashboard.models.delivery import DeliveryAttempt
 from dashboard.models.types import utcnow
+from tests.api.live import mp_overrides
 from tests.campaigns.helpers import draft, granted_users, segment_of_grantees
 from tests.sandbox_api import example_data
 
@@ -225,12 +226,7 @@ def missed_msgids(monkeypatch) -> list[str]:
 
 @pytest.fixture
 def config_overrides(sandbox):
-    return {
-        "WECHAT_APPID": sandbox.appid,
-        "WECHAT_SECRET": sandbox.secret,
-        "WECHAT_API_BASE": sandbox.url,
-        "SANDBOX_MODE": True,
-    }
+    return {**mp_overrides(sandbox), "SANDBOX_MODE": True}
 
 
 def seed(app, sandbox, personas) -> dict[str, int]:

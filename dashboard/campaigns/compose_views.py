@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from flask import (
@@ -63,6 +64,7 @@ bp = Blueprint("campaign_compose", __name__)
 S = CampaignState
 OPENID_SPLIT = re.compile(r"[\s,，;；]+")
 OPENID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+AnyTemplate = TypeVar("AnyTemplate", MessageTemplate, OaTemplate)
 
 # The sentences of ``states.py``'s refusals, translated one by one (the message itself stays the one
 # the state machine gives, so the page and the API say the same thing).
@@ -185,10 +187,6 @@ def _oa_templates(current: str | None = None) -> list[OaTemplate]:
     return [t for t in db.session.scalars(query) if not t.is_removed or t.template_id == current]
 
 
-def _oa_template(template_id: str | None, choices: list[OaTemplate]) -> OaTemplate | None:
-    return next((t for t in choices if t.template_id == template_id), choices[0] if choices else None)
-
-
 def oa_on() -> bool:
     return oa_configured(current_app.config)
 
@@ -215,11 +213,23 @@ def oa_entry_errors(template: OaTemplate, entries: list[KeywordEntry]) -> bool:
     return found
 
 
-def _template(template_id: str | None, choices: list[MessageTemplate]) -> MessageTemplate | None:
-    for template in choices:
-        if template.template_id == template_id:
-            return template
-    return choices[0] if choices else None
+def _oa_values_refused(form: ComposeForm, oa: dict[str, Any]) -> bool:
+    """The campaign sends the Official Account's message and a value of it breaks the OA's rules for
+    every recipient (marked on its row by ``oa_entry_errors``)."""
+    return (
+        form.uses_oa()
+        and oa["oa_template"] is not None
+        and oa_entry_errors(oa["oa_template"], oa["oa_entries"])
+    )
+
+
+def _template(template_id: str | None, choices: list[AnyTemplate]) -> AnyTemplate | None:
+    """The template of this id among the choices (a subscribe template or an Official Account's), else
+    the first one."""
+    return next((t for t in choices if t.template_id == template_id), choices[0] if choices else None)
+
+
+_oa_template = _template  # the name ``reminder_form`` imports it by
 
 
 def _prepare(form: ComposeForm, campaign: Campaign | None) -> list[MessageTemplate]:
@@ -275,7 +285,7 @@ def _not_for_reminders(campaign: Campaign):
 def _oa_parts(form: ComposeForm, campaign: Campaign | None, formdata) -> dict[str, Any]:
     """The Official Account template chosen and its value rows (from the form, else the campaign's)."""
     choices = _oa_templates(campaign.oa_template_id if campaign else None)
-    chosen = _oa_template(form.oa_template_id.data, choices)
+    chosen = _template(form.oa_template_id.data, choices)
     saved = campaign.oa_data if campaign else None
     return {
         "oa_template": chosen,
@@ -397,11 +407,7 @@ def new():
     oa = _oa_parts(form, None, request.form if request.method == "POST" else None)
     if request.method == "GET" or not form.validate():
         return _page(form, None, templates, entries, oa=oa)
-    if (
-        form.uses_oa()
-        and oa["oa_template"] is not None
-        and oa_entry_errors(oa["oa_template"], oa["oa_entries"])
-    ):
+    if _oa_values_refused(form, oa):
         return _page(form, None, templates, entries, status=422, oa=oa)
     try:
         campaign = services.create_campaign(
@@ -448,11 +454,7 @@ def edit(campaign_id: int):
         return _page(form, campaign, templates, entries, oa=oa)
     if not form.validate():
         return _page(form, campaign, templates, entries, oa=oa)
-    if (
-        form.uses_oa()
-        and oa["oa_template"] is not None
-        and oa_entry_errors(oa["oa_template"], oa["oa_entries"])
-    ):
+    if _oa_values_refused(form, oa):
         return _page(form, campaign, templates, entries, status=422, oa=oa)
     fields = form.campaign_fields(template, keyword_data(entries), keyword_data(oa["oa_entries"]))
     if campaign.state == S.paused:
@@ -478,28 +480,34 @@ def edit(campaign_id: int):
     return redirect(url_for("campaigns.detail", campaign_id=campaign.id))
 
 
+def _keyword_rows(
+    id_arg: str, templates_for: Callable[[str | None], list], entries_for: Callable, **fields: str
+):
+    """The keyword rows (``campaigns/_keyword_fields.html``) for the template whose id the query's
+    ``id_arg`` names, among ``templates_for(id)``, filled by ``entries_for`` from the query (htmx)."""
+    template_id = request.args.get(id_arg)
+    template = _template(template_id, templates_for(template_id))
+    entries = entries_for(template, request.args) if template else []
+    return render_template(
+        "campaigns/_keyword_fields.html", template=template, entries=entries, locked=set(), **fields
+    )
+
+
 @bp.route("/compose/keywords")
 @requires(Role.marketer)
 def keywords():
     """The keyword rows for the template chosen in the form (htmx, when the template changes)."""
-    templates = _templates(request.args.get("template_id"))
-    template = _template(request.args.get("template_id"), templates)
-    entries = keyword_entries(template, request.args) if template else []
-    return render_template("campaigns/_keyword_fields.html", template=template, entries=entries, locked=set())
+    return _keyword_rows("template_id", _templates, keyword_entries)
 
 
 @bp.route("/compose/oa-keywords")
 @requires(Role.marketer)
 def oa_keywords():
     """The Official Account template's value rows for the OA template chosen (htmx, when it changes)."""
-    choices = _oa_templates(request.args.get("oa_template_id"))
-    template = _oa_template(request.args.get("oa_template_id"), choices)
-    entries = oa_keyword_entries(template, request.args) if template else []
-    return render_template(
-        "campaigns/_keyword_fields.html",
-        template=template,
-        entries=entries,
-        locked=set(),
+    return _keyword_rows(
+        "oa_template_id",
+        _oa_templates,
+        oa_keyword_entries,
         prefix="oa-",
         fields_id="oa-keyword-fields",
     )
@@ -542,7 +550,7 @@ def preview(campaign_id: int | None):
         result = preview_words(compose.preview_for(template, data, mapping, lang), template)
     if services.uses_oa(channel):
         oa_template_id = args.get("oa_template_id") or (campaign.oa_template_id if campaign else None)
-        oa_template = _oa_template(oa_template_id, _oa_templates(oa_template_id))
+        oa_template = _template(oa_template_id, _oa_templates(oa_template_id))
         if oa_template is not None:
             oa_data = (
                 keyword_data(oa_keyword_entries(oa_template, args))

@@ -12,17 +12,30 @@ PUSH_TOKEN = "push-token-for-tests"
 AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"  # 43 characters
 
 
+def mp_overrides(sandbox) -> dict[str, Any]:
+    """Point the app's mini-program at the sandbox: its AppID, AppSecret and WeChat API base."""
+    return {"WECHAT_APPID": sandbox.appid, "WECHAT_SECRET": sandbox.secret, "WECHAT_API_BASE": sandbox.url}
+
+
 def sandbox_overrides(sandbox) -> dict[str, Any]:
     """Point the app at the sandbox (WeChat API and push settings) and keep rate limits out of the way."""
     return {
-        "WECHAT_APPID": sandbox.appid,
-        "WECHAT_SECRET": sandbox.secret,
-        "WECHAT_API_BASE": sandbox.url,
+        **mp_overrides(sandbox),
         "WECHAT_PUSH_TOKEN": PUSH_TOKEN,
         "WECHAT_PUSH_AES_KEY": AES_KEY,
         "MP_RATE_LIMIT_PER_IP": 0,
         "MP_RATE_LIMIT_PER_TOKEN": 0,
     }
+
+
+def key_for(runner, *scopes: str) -> dict[str, str]:
+    """The Authorization header of a new API key (``create-api-key``) with these scopes."""
+    args = ["create-api-key", f"k-{'-'.join(scopes)}"]
+    for scope in scopes:
+        args += ["--scope", scope]
+    result = runner.invoke(args=args)
+    assert result.exit_code == 0, result.output
+    return {"Authorization": f"Bearer {result.output.strip().splitlines()[-1]}"}
 
 
 class MiniProgram:

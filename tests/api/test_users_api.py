@@ -11,15 +11,7 @@ from sqlalchemy import event, select
 
 from dashboard.extensions import db
 from dashboard.models import WechatUser
-
-
-def key_for(runner, *scopes: str) -> dict[str, str]:
-    args = ["create-api-key", f"k-{'-'.join(scopes)}"]
-    for scope in scopes:
-        args += ["--scope", scope]
-    result = runner.invoke(args=args)
-    assert result.exit_code == 0, result.output
-    return {"Authorization": f"Bearer {result.output.strip().splitlines()[-1]}"}
+from tests.api.live import key_for
 
 
 @pytest.fixture

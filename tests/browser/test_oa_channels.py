@@ -10,22 +10,15 @@ from dashboard.extensions import db
 from dashboard.models import WechatUser
 from dashboard.oa.followers import sync_followers
 from dashboard.wechat.oa import get_oa_client
+from tests.api.live import mp_overrides
 from tests.browser.test_phone import DESKTOP, OVERFLOW, PHONE
 from tests.conftest import PERSONA_PASSWORD
-from tests.oa.helpers import oa_get
+from tests.oa.helpers import oa_get, oa_overrides
 
 
 @pytest.fixture
 def config_overrides(sandbox):
-    config = sandbox.server.state.config
-    return {
-        "WECHAT_APPID": sandbox.appid,
-        "WECHAT_SECRET": sandbox.secret,
-        "WECHAT_API_BASE": sandbox.url,
-        "WECHAT_OA_APPID": config["OA_APPID"],
-        "WECHAT_OA_SECRET": config["OA_SECRET"],
-        "SANDBOX_MODE": True,
-    }
+    return {**mp_overrides(sandbox), **oa_overrides(sandbox), "SANDBOX_MODE": True}
 
 
 def log_in(page, live_server, email):

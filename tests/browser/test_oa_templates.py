@@ -13,21 +13,15 @@ from dashboard.models.oa_template import OaTemplate
 from dashboard.oa.followers import sync_followers
 from dashboard.oa.templates import sync_oa_templates
 from dashboard.wechat.oa import get_oa_client
+from tests.api.live import mp_overrides
 from tests.browser.test_oa_channels import log_in
 from tests.browser.test_phone import OVERFLOW, PHONE
+from tests.oa.helpers import oa_overrides
 
 
 @pytest.fixture
 def config_overrides(sandbox):
-    config = sandbox.server.state.config
-    return {
-        "WECHAT_APPID": sandbox.appid,
-        "WECHAT_SECRET": sandbox.secret,
-        "WECHAT_API_BASE": sandbox.url,
-        "WECHAT_OA_APPID": config["OA_APPID"],
-        "WECHAT_OA_SECRET": config["OA_SECRET"],
-        "SANDBOX_MODE": True,
-    }
+    return {**mp_overrides(sandbox), **oa_overrides(sandbox), "SANDBOX_MODE": True}
 
 
 @pytest.mark.parametrize(

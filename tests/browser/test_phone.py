@@ -16,6 +16,7 @@ from dashboard.extensions import db
 from dashboard.grants.services import record_answers
 from dashboard.models import DeliverySource, DeliveryState, WechatUser
 from dashboard.models.catalog import MessageTemplate
+from tests.api.live import mp_overrides
 from tests.campaigns.helpers import draft, granted_users, segment_of_grantees
 from tests.sandbox_api import example_data
 
@@ -51,12 +52,7 @@ OVERFLOW = """() => {
 
 @pytest.fixture
 def config_overrides(sandbox):
-    return {
-        "WECHAT_APPID": sandbox.appid,
-        "WECHAT_SECRET": sandbox.secret,
-        "WECHAT_API_BASE": sandbox.url,
-        "SANDBOX_MODE": True,  # the banner is part of the top of every page
-    }
+    return {**mp_overrides(sandbox), "SANDBOX_MODE": True}  # the banner is part of the top of every page
 
 
 @pytest.fixture

@@ -2,17 +2,56 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
+import pytest
 import sqlalchemy as sa
 
-from dashboard.campaigns import services
+from dashboard.campaigns import recurring, services
 from dashboard.extensions import db
 from dashboard.models import Delivery
 from dashboard.models.campaign import Campaign
 from dashboard.models.segment import Segment
+from tests.api.live import mp_overrides
 from tests.dispatch.helpers import add_user, grant, register
 from tests.sandbox_api import SandboxApi, example_data
+
+NEW_YORK = ZoneInfo("America/New_York")
+
+
+def new_york_overrides(sandbox) -> dict[str, Any]:
+    """The scheduler tests' ``config_overrides``: the mini-program on the sandbox, the wall clock of New
+    York (its offset changes in March and November), an occurrence at most an hour late still run."""
+    return {**mp_overrides(sandbox), "TIMEZONE": "America/New_York", "RECURRING_MAX_LATENESS_MINUTES": 60}
+
+
+def local(*args: int) -> datetime:
+    """A wall-clock time in New York, as the aware UTC instant."""
+    return datetime(*args, tzinfo=NEW_YORK).astimezone(UTC)
+
+
+@pytest.fixture(autouse=True)
+def no_scheduler_failure(monkeypatch):
+    """A scheduler pass that fails for one campaign logs it and goes on: here any such failure (a lock
+    timeout, a unique violation the ON CONFLICT should have absorbed...) fails the test. Autouse in the
+    modules that import it."""
+    failures: list[str] = []
+    monkeypatch.setattr(recurring.log, "exception", lambda message, *args: failures.append(message % args))
+    yield
+    assert failures == []
+
+
+def runs(app, parent_id: int) -> list[Campaign]:
+    """A recurring campaign's or a date reminder's runs, in the order of their occurrence."""
+    with app.app_context():
+        rows = db.session.scalars(
+            sa.select(Campaign).where(Campaign.parent_id == parent_id).order_by(Campaign.occurrence_at)
+        ).all()
+        for row in rows:
+            db.session.expunge(row)
+        return list(rows)
 
 
 def granted_users(app, sandbox: SandboxApi, template: dict, openids: list[str]) -> None:

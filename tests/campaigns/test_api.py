@@ -7,20 +7,7 @@ from datetime import timedelta
 import pytest
 
 from dashboard.models.types import utcnow
-from tests.campaigns.helpers import fixed_data, granted_users, segment_of_grantees
-
-
-@pytest.fixture
-def key(runner):
-    result = runner.invoke(args=["create-api-key", "marketing", "--scope", "campaigns"])
-    return {"Authorization": f"Bearer {result.output.strip().splitlines()[-1]}"}
-
-
-@pytest.fixture
-def audience(app, sandbox, template):
-    openids = sandbox.openids_all()[:6]
-    granted_users(app, sandbox, template, openids)
-    return segment_of_grantees(app, template), openids
+from tests.campaigns.helpers import fixed_data
 
 
 def body(template, segment_id, **extra):

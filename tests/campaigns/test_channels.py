@@ -24,9 +24,10 @@ from dashboard.models.segment import Segment
 from dashboard.oa.followers import sync_followers
 from dashboard.oa.templates import sync_oa_templates
 from dashboard.wechat.oa import get_oa_client
+from tests.api.live import mp_overrides
 from tests.campaigns.helpers import fixed_data
-from tests.campaigns.test_api import key  # noqa: F401 (fixture: an API key with the campaigns scope)
 from tests.dispatch.helpers import grant, register
+from tests.oa.helpers import oa_overrides, oa_sandbox_config
 
 OA_SECRET = "sandbox-oa-secret-for-campaigns"
 TITLE = "预约成功通知"  # thing1, time2, character_string3, amount4
@@ -35,24 +36,12 @@ TOO_LONG = "长" * 30  # a thing value takes at most 20 characters
 
 @pytest.fixture
 def sandbox_config():
-    return {
-        "USERS": 20,
-        "OA_APPID": "wxo0campaignchannel",
-        "OA_SECRET": OA_SECRET,
-        "OA_NOT_FOLLOWING_EVERY": 0,
-    }
+    return oa_sandbox_config(OA_APPID="wxo0campaignchannel", OA_SECRET=OA_SECRET, OA_NOT_FOLLOWING_EVERY=0)
 
 
 @pytest.fixture
 def config_overrides(sandbox):
-    config = sandbox.server.state.config
-    return {
-        "WECHAT_APPID": sandbox.appid,
-        "WECHAT_SECRET": sandbox.secret,
-        "WECHAT_API_BASE": sandbox.url,
-        "WECHAT_OA_APPID": config["OA_APPID"],
-        "WECHAT_OA_SECRET": config["OA_SECRET"],
-    }
+    return {**mp_overrides(sandbox), **oa_overrides(sandbox)}
 
 
 def _oa(sandbox, path: str, method: str = "get") -> Any:

@@ -19,47 +19,23 @@ from dashboard.extensions import db
 from dashboard.models import Delivery
 from dashboard.models.campaign import Campaign, CampaignState
 from dashboard.models.types import utcnow
-from tests.campaigns.helpers import campaign, prepared_campaign
+from tests.campaigns.helpers import (
+    NEW_YORK,
+    campaign,
+    local,
+    new_york_overrides,
+    no_scheduler_failure,  # noqa: F401 (an autouse fixture)
+    prepared_campaign,
+    runs,
+)
 
 S = CampaignState
-NEW_YORK = ZoneInfo("America/New_York")
 DAILY_9 = {"repeat": "daily", "time": "09:00"}
 
 
 @pytest.fixture
 def config_overrides(sandbox):
-    return {
-        "WECHAT_APPID": sandbox.appid,
-        "WECHAT_SECRET": sandbox.secret,
-        "WECHAT_API_BASE": sandbox.url,
-        "TIMEZONE": "America/New_York",
-        "RECURRING_MAX_LATENESS_MINUTES": 60,
-    }
-
-
-@pytest.fixture(autouse=True)
-def no_scheduler_failure(monkeypatch):
-    """A scheduler pass that fails for one campaign logs it and goes on: here any such failure (a lock
-    timeout, a unique violation the ON CONFLICT should have absorbed...) fails the test."""
-    failures: list[str] = []
-    monkeypatch.setattr(recurring.log, "exception", lambda message, *args: failures.append(message % args))
-    yield
-    assert failures == []
-
-
-def local(*args: int) -> datetime:
-    """A wall-clock time in New York, as the aware UTC instant."""
-    return datetime(*args, tzinfo=NEW_YORK).astimezone(UTC)
-
-
-def runs(app, parent_id: int) -> list[Campaign]:
-    with app.app_context():
-        rows = db.session.scalars(
-            sa.select(Campaign).where(Campaign.parent_id == parent_id).order_by(Campaign.occurrence_at)
-        ).all()
-        for row in rows:
-            db.session.expunge(row)
-        return list(rows)
+    return new_york_overrides(sandbox)
 
 
 def deliveries_of(app, campaign_id: int) -> int:

@@ -7,21 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from dashboard.campaigns import services
-from tests.campaigns.helpers import granted_users, segment_of_grantees
 from tests.campaigns.test_api import body
-
-
-@pytest.fixture
-def key(runner):
-    result = runner.invoke(args=["create-api-key", "marketing", "--scope", "campaigns"])
-    return {"Authorization": f"Bearer {result.output.strip().splitlines()[-1]}"}
-
-
-@pytest.fixture
-def audience(app, sandbox, template):
-    openids = sandbox.openids_all()[:6]
-    granted_users(app, sandbox, template, openids)
-    return segment_of_grantees(app, template), openids
 
 
 @pytest.mark.parametrize(

@@ -8,24 +8,14 @@ import sqlalchemy as sa
 
 from dashboard.extensions import db
 from dashboard.models.campaign import Campaign
+from tests.api.live import mp_overrides
 from tests.campaigns.helpers import fixed_data, granted_users, segment_of_grantees
 from tests.campaigns.test_reminders import KEY, declare, launched_reminder, local, runs, set_dates, tick
 
 
 @pytest.fixture
-def key(runner):
-    result = runner.invoke(args=["create-api-key", "marketing", "--scope", "campaigns"])
-    return {"Authorization": f"Bearer {result.output.strip().splitlines()[-1]}"}
-
-
-@pytest.fixture
 def config_overrides(sandbox):
-    return {
-        "WECHAT_APPID": sandbox.appid,
-        "WECHAT_SECRET": sandbox.secret,
-        "WECHAT_API_BASE": sandbox.url,
-        "TIMEZONE": "America/New_York",
-    }
+    return {**mp_overrides(sandbox), "TIMEZONE": "America/New_York"}
 
 
 def reminder(template: dict, **change) -> dict:

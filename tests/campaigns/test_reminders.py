@@ -5,8 +5,7 @@ takes ``now``."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
-from zoneinfo import ZoneInfo
+from datetime import date, datetime
 
 import pytest
 import sqlalchemy as sa
@@ -18,37 +17,25 @@ from dashboard.models.campaign import Campaign, CampaignState
 from dashboard.models.catalog import MessageTemplate
 from dashboard.models.reminder import ReminderSent
 from dashboard.models.user_attribute import UserAttribute
-from tests.campaigns.helpers import granted_users
+from tests.campaigns.helpers import (
+    NEW_YORK,
+    granted_users,
+    local,
+    new_york_overrides,
+    no_scheduler_failure,  # noqa: F401 (an autouse fixture)
+    runs,
+)
 from tests.dispatch.helpers import add_user, grant, register
 from tests.sandbox_api import example_data
 
 S = CampaignState
-NEW_YORK = ZoneInfo("America/New_York")
 KEY = "membership_expires_at"
 OFFSETS = (-7, -1, 0)
 
 
 @pytest.fixture
 def config_overrides(sandbox):
-    return {
-        "WECHAT_APPID": sandbox.appid,
-        "WECHAT_SECRET": sandbox.secret,
-        "WECHAT_API_BASE": sandbox.url,
-        "TIMEZONE": "America/New_York",
-        "RECURRING_MAX_LATENESS_MINUTES": 60,
-    }
-
-
-@pytest.fixture(autouse=True)
-def no_scheduler_failure(monkeypatch):
-    failures: list[str] = []
-    monkeypatch.setattr(recurring.log, "exception", lambda message, *args: failures.append(message % args))
-    yield
-    assert failures == []
-
-
-def local(*args: int) -> datetime:
-    return datetime(*args, tzinfo=NEW_YORK).astimezone(UTC)
+    return new_york_overrides(sandbox)
 
 
 def tick(app, now: datetime) -> None:
@@ -144,16 +131,6 @@ def deliveries(app, run_id: int) -> dict[str, dict]:
             )
         ).all()
         return {row.openid: row for row in rows}
-
-
-def runs(app, parent_id: int) -> list[Campaign]:
-    with app.app_context():
-        rows = db.session.scalars(
-            sa.select(Campaign).where(Campaign.parent_id == parent_id).order_by(Campaign.occurrence_at)
-        ).all()
-        for row in rows:
-            db.session.expunge(row)
-        return list(rows)
 
 
 def test_three_steps_each_once_per_user_and_again_after_the_date_moves(app, sandbox, template):

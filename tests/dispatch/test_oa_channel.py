@@ -7,7 +7,6 @@ Both databases; real HTTP to the sandbox's linked Official Account."""
 from __future__ import annotations
 
 import time
-import uuid
 from typing import Any
 
 import pytest
@@ -20,10 +19,8 @@ from dashboard.models import Channel, Delivery, DeliverySource, DeliveryState, W
 from dashboard.models.oa import OaEvent
 from dashboard.oa.followers import sync_followers
 from dashboard.wechat.oa import get_oa_client
-from tests.api.live import sandbox_overrides
 from tests.dispatch.helpers import grant, ledger_statuses, register
-from tests.oa.conftest import OA_PUSH_TOKEN, OA_SECRET
-from tests.oa.helpers import oa_get, oa_post
+from tests.oa.helpers import OA_PUSH_TOKEN, oa_get, oa_post, oa_push_overrides, oa_sandbox_config
 from tests.sandbox_api import example_data
 
 OA_VALUES = {
@@ -38,19 +35,12 @@ PAGE = "pages/index/index"
 
 @pytest.fixture
 def sandbox_config() -> dict[str, Any]:
-    return {"OA_APPID": f"wxo{uuid.uuid4().hex[:15]}", "OA_SECRET": OA_SECRET, "USERS": 20}
+    return oa_sandbox_config()
 
 
 @pytest.fixture
 def config_overrides(sandbox) -> dict[str, Any]:
-    config = sandbox.server.state.config
-    return {
-        **sandbox_overrides(sandbox),
-        "WECHAT_OA_APPID": config["OA_APPID"],
-        "WECHAT_OA_SECRET": config["OA_SECRET"],
-        "WECHAT_OA_PUSH_TOKEN": OA_PUSH_TOKEN,
-        "WECHAT_OA_PUSH_AES_KEY": None,
-    }
+    return oa_push_overrides(sandbox)
 
 
 def oa_template_id(sandbox) -> str:
@@ -414,3 +404,94 @@ def test_reports_that_crossed_their_msgids_commit_are_joined_by_the_minute_tick(
         events = dict(db.session.execute(sa.select(OaEvent.create_time, OaEvent.delivery_id)).all())
         assert events == {1_790_000_000: via_oa, 1_790_000_001: None}  # the old one is not looked at
     assert dispatcher.join_missed_reports() == 0  # joined once
+
+
+def test_a_43101_on_the_either_channel_goes_through_the_official_account_next(
+    app, sandbox, dispatcher, template
+):
+    """Our ledger holds a credit WeChat no longer honours (revoked, expired): the subscribe message is
+    answered 43101. A row that asked ``mp_subscribe_or_oa`` then tries the Official Account: sent there
+    to a follower, skipped ``no_channel`` for one who does not follow; a row that asked only
+    ``mp_subscribe`` fails ``no_grant`` as before. Each user gets at most one message, the ledger is
+    zeroed once, and every attempt is recorded with WeChat's answer."""
+    from dashboard.models import DeliveryAttempt
+    from dashboard.models.grants import GrantBalance
+
+    oa_template = oa_template_id(sandbox)
+    follower, stranger, only_mp = people(app, sandbox, [True, False, True], template)
+    with app.app_context():  # credits in our ledger only: the sandbox (WeChat) holds none
+        for openid in (follower, stranger, only_mp):
+            user_id = db.session.scalar(sa.select(WechatUser.id).where(WechatUser.openid == openid))
+            grant(user_id, template["priTmplId"])
+        db.session.commit()
+    reached = add(app, follower, template, Channel.mp_subscribe_or_oa, oa_template)
+    unreachable = add(app, stranger, template, Channel.mp_subscribe_or_oa, oa_template)
+    failed = add(app, only_mp, template, Channel.mp_subscribe, oa_template)
+    mp_before = len(sandbox.messages_all())
+    dispatcher.drain(10)
+
+    found = rows(app)
+    assert (found[reached].state, found[reached].channel_used, found[reached].attempts) == (
+        DeliveryState.sent,
+        "oa_template",
+        2,
+    )
+    assert (found[unreachable].state, found[unreachable].reason) == (DeliveryState.skipped, "no_channel")
+    assert (found[failed].state, found[failed].reason, found[failed].errcode) == (
+        DeliveryState.failed,
+        "no_grant",
+        43101,
+    )
+    with app.app_context():
+        attempts = {
+            delivery_id: [
+                (a.outcome.value, a.errcode)
+                for a in db.session.scalars(
+                    sa.select(DeliveryAttempt)
+                    .where(DeliveryAttempt.delivery_id == delivery_id)
+                    .order_by(DeliveryAttempt.number)
+                )
+            ]
+            for delivery_id in (reached, unreachable, failed)
+        }
+        balances = db.session.scalars(sa.select(GrantBalance.credits)).all()
+    assert attempts == {
+        reached: [("pending", 43101), ("sent", 0)],
+        unreachable: [("pending", 43101)],
+        failed: [("failed", 43101)],
+    }
+    assert balances == [0, 0, 0]
+    for delivery_id in (reached, unreachable, failed):
+        # The credit reserved for the subscribe message, then zeroed by the 43101: once each.
+        assert ledger_statuses(app, delivery_id) == ["reserved", "no_grant"]
+    # WeChat's side: three subscribe messages refused, one OA message delivered (to the follower).
+    refused = sandbox.messages_all()[mp_before:]
+    assert [m["errcode"] for m in refused] == [43101, 43101, 43101]
+    assert oa_sends(sandbox)["delivered"] == 1
+    (message,) = oa_get(sandbox, "/messages")["messages"]
+    assert message["client_msg_id"] == f"tongzhi-{reached}"
+
+
+def test_a_test_send_that_falls_back_is_sent_through_the_official_account_at_once(app, sandbox, template):
+    """The operator's test send (``deliveries.services.send_now``) takes the same fallback in the same
+    request: 43101 on the subscribe message, then the Official Account's message, one delivery."""
+    from dashboard.deliveries.services import send_now
+
+    oa_template = oa_template_id(sandbox)
+    (follower,) = people(app, sandbox, [True], template)
+    with app.test_request_context():
+        user_id = db.session.scalar(sa.select(WechatUser.id).where(WechatUser.openid == follower))
+        grant(user_id, template["priTmplId"])  # our ledger only
+        db.session.commit()
+        delivery = db.session.get(
+            Delivery, add(app, follower, template, Channel.mp_subscribe_or_oa, oa_template)
+        )
+        sent = send_now(delivery)
+        assert (sent.state, sent.channel_used, sent.attempts, sent.reason) == (
+            DeliveryState.sent,
+            "oa_template",
+            2,
+            "",
+        )
+    assert oa_sends(sandbox)["delivered"] == 1
+    assert [m["errcode"] for m in sandbox.messages_all()] == [43101]

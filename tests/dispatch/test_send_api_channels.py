@@ -12,7 +12,6 @@ user, and three templates.
 from __future__ import annotations
 
 import threading
-import uuid
 from contextlib import contextmanager
 from typing import Any
 
@@ -28,7 +27,7 @@ from dashboard.oa.templates import sync_oa_templates
 from dashboard.wechat.oa import get_oa_client
 from tests.api.live import sandbox_overrides
 from tests.dispatch.helpers import grant, register
-from tests.oa.helpers import oa_get
+from tests.oa.helpers import oa_get, oa_overrides, oa_sandbox_config
 from tests.sandbox_api import example_data
 
 SHIPPED_OA = "订单发货通知"  # first / keyword1-3 / remark
@@ -44,22 +43,13 @@ OA_VALUES = {
 
 @pytest.fixture
 def sandbox_config() -> dict[str, Any]:
-    return {
-        "OA_APPID": f"wxo{uuid.uuid4().hex[:15]}",
-        "OA_SECRET": "sandbox-oa-secret-for-tests",
-        "USERS": 20,
-    }
+    return oa_sandbox_config()
 
 
 @pytest.fixture
 def config_overrides(sandbox) -> dict[str, Any]:
     """The mini-program and its linked Official Account."""
-    config = sandbox.server.state.config
-    return {
-        **sandbox_overrides(sandbox),
-        "WECHAT_OA_APPID": config["OA_APPID"],
-        "WECHAT_OA_SECRET": config["OA_SECRET"],
-    }
+    return {**sandbox_overrides(sandbox), **oa_overrides(sandbox)}
 
 
 @pytest.fixture

@@ -17,8 +17,7 @@ from dashboard.models.oa import OaEvent, OaFollower
 from dashboard.oa.followers import follower_for_user, sync_followers, user_for_follower
 from dashboard.wechat.oa import get_oa_client
 from tests.api.live import MiniProgram
-from tests.oa.conftest import OA_PUSH_TOKEN
-from tests.oa.helpers import followers_in_db, oa_get, oa_post, sandbox_followers
+from tests.oa.helpers import OA_PUSH_TOKEN, followers_in_db, oa_get, oa_post, sandbox_followers
 
 
 def sandbox_calls(sandbox, path: str) -> int:

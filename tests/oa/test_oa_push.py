@@ -12,7 +12,7 @@ from dashboard.extensions import db
 from dashboard.models.oa import OaEvent, OaFollower
 from dashboard.sandbox.push import Event, PushSettings, build_envelope
 from tests.api.live import PUSH_TOKEN
-from tests.oa.conftest import OA_AES_KEY, OA_PUSH_TOKEN
+from tests.oa.helpers import OA_AES_KEY, OA_PUSH_TOKEN
 
 OPENID = "oOaFollower000000000000000001"
 

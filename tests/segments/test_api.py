@@ -8,16 +8,8 @@ import pytest
 
 from dashboard.extensions import db
 from dashboard.models.catalog import MessageTemplate, TemplateKind
+from tests.api.live import key_for
 from tests.segments.conftest import T_ONE, oracle
-
-
-def key_for(runner, *scopes: str) -> dict[str, str]:
-    args = ["create-api-key", f"k-{'-'.join(scopes)}"]
-    for scope in scopes:
-        args += ["--scope", scope]
-    result = runner.invoke(args=args)
-    assert result.exit_code == 0, result.output
-    return {"Authorization": f"Bearer {result.output.strip().splitlines()[-1]}"}
 
 
 @pytest.fixture

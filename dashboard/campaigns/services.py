@@ -191,9 +191,10 @@ def create_campaign(fields: Mapping[str, Any], created_by_id: int | None = None)
                 "A reminder sends daily at reminder.time: give no scheduled_at.",
                 "scheduled_at",
             )
-        reminder = _check_reminder(template, fields["reminder"], channel["oa_template_id"])
-        reminder["in_segment"] = fields.get("segment_id") is not None
-        fields = {**fields, "schedule": reminders.schedule_of(reminder), "data": {}}
+        reminder, daily = _judged_reminder(
+            template, fields["reminder"], channel["oa_template_id"], fields.get("segment_id")
+        )
+        fields = {**fields, "schedule": daily, "data": {}}
     elif template is not None:
         check_sources(template, fields.get("data") or {})
     else:
@@ -229,6 +230,16 @@ def create_campaign(fields: Mapping[str, Any], created_by_id: int | None = None)
     db.session.add(campaign)
     db.session.commit()
     return campaign
+
+
+def _judged_reminder(
+    template: MessageTemplate | None, reminder: Any, oa_template_id: str | None, segment_id: int | None
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A reminder as it is stored (judged, with ``in_segment``) and the daily schedule its time makes:
+    the one reading of a reminder for a new draft and an edited one."""
+    checked = _check_reminder(template, reminder, oa_template_id)
+    checked["in_segment"] = segment_id is not None
+    return checked, reminders.schedule_of(checked)
 
 
 def _check_reminder(
@@ -283,6 +294,20 @@ def update_campaign(campaign: Campaign, fields: Mapping[str, Any]) -> Campaign:
     states.check_edit(campaign, fields)
     if "page" in fields:
         _check_page(fields["page"])
+    if fields.get("reminder") is not None:
+        # Judged as a new draft's is, against the template, OA template and segment it will have.
+        merged = {
+            key: fields.get(key, getattr(campaign, key))
+            for key in ("template_id", "channel", "oa_template_id", "oa_data", "segment_id")
+        }
+        channel = channel_fields(merged, reminder=True)
+        template = _template(merged["template_id"] or "") if uses_mp(channel["channel"]) else None
+        if merged["segment_id"] is not None and db.session.get(Segment, merged["segment_id"]) is None:
+            raise CampaignError(404, "unknown_segment", "No segment has this id.", "segment_id")
+        reminder, daily = _judged_reminder(
+            template, fields["reminder"], channel["oa_template_id"], merged["segment_id"]
+        )
+        fields = {**fields, "reminder": reminder, "schedule": daily}
     if "schedule" in fields or "scheduled_at" in fields:
         schedule = _check_schedule(
             fields.get("schedule", campaign.schedule),

@@ -273,9 +273,7 @@ def _not_for_reminders(campaign: Campaign):
     run, test send) know one set of values and a segment, not steps, so they refuse it and say where to go."""
     if not campaign.is_reminder:
         return None
-    message = _(
-        "A date reminder is not edited, copied, dry-run or test-sent here: its steps are on its page."
-    )
+    message = _("A date reminder is not copied, dry-run or test-sent here: its steps are on its page.")
     if is_htmx():
         return Markup('<p class="error" role="alert">%s</p>') % message
     flash(message, "error")
@@ -428,8 +426,8 @@ def new():
 @requires(Role.marketer)
 def edit(campaign_id: int):
     campaign = db.get_or_404(Campaign, campaign_id)
-    if (refused := _not_for_reminders(campaign)) is not None:
-        return refused
+    if campaign.is_reminder:  # its own form edits it
+        return redirect(url_for("campaigns.edit_reminder", campaign_id=campaign.id), 303)
     if request.method == "POST":
         form = ComposeForm()
         if campaign.state != S.draft:

@@ -42,5 +42,5 @@ ZH = {
     "Values may use {{user.attributes.<key>|date}}: the date written as a date or time keyword takes it (2026-12-31, or 2026-12-31 09:30 for a date and time).": "内容可使用 {{user.attributes.<key>|date}}：按日期或时间类关键词接受的格式写出该日期（2026-12-31；带时间的为 2026-12-31 09:30）。",
     "Save the reminder": "保存提醒",
     "Or a date reminder: sent every day to the users whose date (e.g. membership expiry) is due": "或新建日期提醒：每天发给日期（如会员到期日）临近的用户",
-    "A date reminder is not edited, copied, dry-run or test-sent here: its steps are on its page.": "日期提醒不在这里编辑、复制、试运行或测试发送：它的各个步骤在提醒页面上。",
+    "A date reminder is not copied, dry-run or test-sent here: its steps are on its page.": "日期提醒不在这里复制、试运行或测试发送：它的各个步骤在提醒页面上。",
 }

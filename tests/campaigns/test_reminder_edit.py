@@ -192,6 +192,15 @@ def test_a_campaign_of_one_send_is_edited_on_its_own_page(app, client, auth, san
     assert f'href="/campaigns/{campaign_id}/edit"' in detail
 
 
+def test_the_campaign_edit_address_of_a_reminder_leads_to_its_own_form(app, client, auth, sandbox, template):
+    campaign_id, _ = ready(app, sandbox, template)
+    auth.login("marketer")
+    response = client.get(f"/campaigns/{campaign_id}/edit")
+    assert response.status_code == 303 and response.headers["Location"].endswith(
+        f"/campaigns/reminders/{campaign_id}/edit"
+    )
+
+
 class TestOnTheOfficialAccount:
     """A reminder sent by credit, else through the Official Account: each step's OA values too."""
 

@@ -60,18 +60,18 @@ def test_the_one_off_compose_pages_refuse_a_reminder_and_change_nothing(app, cli
         before = db.session.get(Campaign, parent_id)
         schedule, reminder, count = before.schedule, before.reminder, db.session.query(Campaign).count()
     auth.login("marketer")
-    for method, path in (
-        ("get", "edit"),
-        ("post", "edit"),
-        ("post", "duplicate"),
-        ("post", "dry-run"),
-        ("post", "test-send"),
+    for method, path, to in (
+        ("get", "edit", f"/campaigns/reminders/{parent_id}/edit"),  # its own form, which says why not
+        ("post", "edit", f"/campaigns/reminders/{parent_id}/edit"),
+        ("post", "duplicate", f"/campaigns/{parent_id}"),
+        ("post", "dry-run", f"/campaigns/{parent_id}"),
+        ("post", "test-send", f"/campaigns/{parent_id}"),
     ):
         answer = getattr(client, method)(f"/campaigns/{parent_id}/{path}", data={"name": "x", "openids": "o"})
         assert answer.status_code == 303, (method, path)
-        assert answer.headers["Location"].endswith(f"/campaigns/{parent_id}")
+        assert answer.headers["Location"].endswith(to)
     fragment = client.post(f"/campaigns/{parent_id}/dry-run", headers={"HX-Request": "true"})
-    assert fragment.status_code == 200 and "日期提醒不在这里编辑" in fragment.get_data(as_text=True)
+    assert fragment.status_code == 200 and "日期提醒不在这里复制" in fragment.get_data(as_text=True)
     with app.app_context():
         after = db.session.get(Campaign, parent_id)
         assert (after.schedule, after.reminder) == (schedule, reminder)

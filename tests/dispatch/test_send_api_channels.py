@@ -27,18 +27,12 @@ from dashboard.oa.templates import sync_oa_templates
 from dashboard.wechat.oa import get_oa_client
 from tests.api.live import sandbox_overrides
 from tests.dispatch.helpers import grant, register
+from tests.oa.helpers import SHIPPED_VALUES as OA_VALUES
 from tests.oa.helpers import oa_get, oa_overrides, oa_sandbox_config
 from tests.sandbox_api import example_data
 
 SHIPPED_OA = "订单发货通知"  # first / keyword1-3 / remark
 BILL_OA = "账单状态提醒"  # thing1 / amount2 / const3
-OA_VALUES = {
-    "first": "您的订单已发货",
-    "keyword1": "A20240101001",
-    "keyword2": "云南小粒咖啡豆 500g",
-    "keyword3": "2024年1月1日 12:00",
-    "remark": "点击查看物流详情",
-}
 
 
 @pytest.fixture

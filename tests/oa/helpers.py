@@ -72,3 +72,13 @@ def followers_in_db(app) -> dict[str, OaFollower]:
         for row in rows:
             db.session.expunge(row)
         return {row.openid: row for row in rows}
+
+
+# Values for the sandbox's 订单发货通知 (first / keyword1-3 / remark) that fit the Official Account's rules.
+SHIPPED_VALUES = {
+    "first": "您的订单已发货",
+    "keyword1": "A20240101001",
+    "keyword2": "云南小粒咖啡豆 500g",
+    "keyword3": "2024年1月1日 12:00",
+    "remark": "点击查看物流详情",
+}

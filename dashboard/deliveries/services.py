@@ -415,8 +415,11 @@ class DeliveredOaCard:
 
 def delivered_oa_card(delivery: Delivery) -> DeliveredOaCard | None:
     """The OA card of a delivery that went (or would go) through the Official Account; None otherwise."""
+    # Went through the OA; or may still, or would have (not sent as a subscribe message): an OA-only
+    # row, and an either-channel row that is pending, fell back or was skipped.
+    could = delivery.channel in (Channel.oa_template.value, Channel.mp_subscribe_or_oa.value)
     if delivery.channel_used != Channel.oa_template.value and not (
-        delivery.channel == Channel.oa_template.value and delivery.oa_template_id
+        could and delivery.oa_template_id and delivery.channel_used is None
     ):
         return None
     from ..models.oa_template import OaTemplate

@@ -1,6 +1,7 @@
 """Chinese for the channel words on the delivery pages (issue 15)."""
 
 ZH = {
+    "Else, to a follower, through the Official Account": "否则通过公众号发给粉丝",
     "No subscription at WeChat (43101): going through the Official Account": "微信答复无订阅（43101）：改由公众号发送",
     "asked: %(channel)s": "请求：%(channel)s",
     "Follower": "粉丝",

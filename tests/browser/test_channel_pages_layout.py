@@ -54,9 +54,12 @@ SAYS = {
     },
     "mp": {"zh": ("订阅消息（小程序）", "用户看到的消息"), "en": ("Subscribe message (mini-program)",)},
     "not-following": {"zh": ("未关注公众号",), "en": ("Does not follow the Official Account",)},
-    "no-channel": {
-        "zh": ("没有可发送次数，也未关注公众号", "订阅消息，否则公众号"),
-        "en": ("No credit, and does not follow the Official Account",),
+    "no-channel": {  # both messages it would have sent, the Official Account's captioned as the fallback
+        "zh": ("没有可发送次数，也未关注公众号", "订阅消息，否则公众号", "否则通过公众号发给粉丝"),
+        "en": (
+            "No credit, and does not follow the Official Account",
+            "Else, to a follower, through the Official Account",
+        ),
     },
     "no-oa-template": {"zh": ("未指定公众号模板",), "en": ("No Official Account template given",)},
 }
@@ -218,6 +221,9 @@ def test_delivery_and_segment_reach_pages_in_both_languages_on_a_phone_and_a_des
                         assert OA_VALUES["keyword1"] in card.inner_text()
                         assert card.locator(".oa-card-date").inner_text() == world["sent_on"][lang]
                         assert page.locator(".delivery-detail .wx-summary").count() == 0  # the editor's line
+                    if case == "no-channel":
+                        assert OA_VALUES["keyword1"] in page.locator("#delivery-oa-card").inner_text()
+                        assert page.locator("#delivery-card").count() == 1  # and the subscribe message
                     if (case, name) in SHOOT:
                         shot = f"channels-delivery-{case}-{lang}-{name}.png"
                         page.screenshot(path=str(screenshot_dir / shot), full_page=True)

@@ -2,10 +2,12 @@
 
 import pytest
 
+from tests.api.live import mp_overrides
+
 
 @pytest.fixture
 def config_overrides(sandbox):
-    return {"WECHAT_APPID": sandbox.appid, "WECHAT_SECRET": sandbox.secret, "WECHAT_API_BASE": sandbox.url}
+    return mp_overrides(sandbox)
 
 
 def test_the_check_reports_the_template_count_from_the_sandbox(client, auth, sandbox):

@@ -16,13 +16,14 @@ from dashboard.extensions import db
 from dashboard.grants.services import record_answers
 from dashboard.models import WechatUser
 from dashboard.models.catalog import MessageTemplate
+from tests.api.live import mp_overrides
 
 TOO_LONG = "云南小粒咖啡豆精品礼盒装五百克两袋加赠手冲"  # 21 characters
 
 
 @pytest.fixture
 def config_overrides(sandbox):
-    return {"WECHAT_APPID": sandbox.appid, "WECHAT_SECRET": sandbox.secret, "WECHAT_API_BASE": sandbox.url}
+    return mp_overrides(sandbox)
 
 
 def log_in(page, live_server, email, password):

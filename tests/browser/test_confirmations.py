@@ -16,6 +16,7 @@ from dashboard.catalog import sync
 from dashboard.extensions import db
 from dashboard.models import ApiKey, Delivery, DeliverySource, DeliveryState
 from dashboard.models.catalog import MessageTemplate
+from tests.api.live import mp_overrides
 
 from .test_catalog import log_in
 
@@ -24,7 +25,7 @@ FITS = "() => document.documentElement.scrollWidth <= document.documentElement.c
 
 @pytest.fixture
 def config_overrides(sandbox):
-    return {"WECHAT_APPID": sandbox.appid, "WECHAT_SECRET": sandbox.secret, "WECHAT_API_BASE": sandbox.url}
+    return mp_overrides(sandbox)
 
 
 @pytest.fixture

@@ -19,6 +19,7 @@ from dashboard.models import Delivery, DeliverySource, DeliveryState, WechatUser
 from dashboard.models.campaign import Campaign, CampaignState
 from dashboard.models.catalog import MessageTemplate
 from dashboard.models.grants import ACCEPT_STATUSES, GrantBalance, GrantEvent
+from tests.api.live import mp_overrides
 
 ZONE = ZoneInfo("Asia/Shanghai")
 PHONE = {"width": 390, "height": 844}
@@ -44,7 +45,7 @@ MAIN_SPILL = """() => {
 
 @pytest.fixture
 def config_overrides(sandbox):
-    return {"WECHAT_APPID": sandbox.appid, "WECHAT_SECRET": sandbox.secret, "WECHAT_API_BASE": sandbox.url}
+    return mp_overrides(sandbox)
 
 
 def local(days_ago: int, hour: int, minute: int = 0) -> datetime:

@@ -21,13 +21,14 @@ from dashboard.extensions import db
 from dashboard.grants.services import record_answers
 from dashboard.models import Delivery, DeliverySource, WechatUser
 from dashboard.models.catalog import MessageTemplate
+from tests.api.live import mp_overrides
 
 from .test_catalog import log_in
 
 
 @pytest.fixture
 def config_overrides(sandbox):
-    return {"WECHAT_APPID": sandbox.appid, "WECHAT_SECRET": sandbox.secret, "WECHAT_API_BASE": sandbox.url}
+    return mp_overrides(sandbox)
 
 
 def test_sends(app) -> list[Delivery]:

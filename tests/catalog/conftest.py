@@ -12,11 +12,12 @@ import pytest
 
 from dashboard.extensions import db
 from dashboard.models.catalog import MessageTemplate
+from tests.api.live import mp_overrides
 
 
 @pytest.fixture
 def config_overrides(sandbox) -> dict[str, Any]:
-    return {"WECHAT_APPID": sandbox.appid, "WECHAT_SECRET": sandbox.secret, "WECHAT_API_BASE": sandbox.url}
+    return mp_overrides(sandbox)
 
 
 class Catalog:

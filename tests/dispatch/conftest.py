@@ -4,11 +4,12 @@ import pytest
 
 from dashboard.dispatch.engine import Dispatcher
 from dashboard.dispatch.ledger_adapter import grants_ledger
+from tests.api.live import mp_overrides
 
 
 @pytest.fixture
 def config_overrides(sandbox):
-    return {"WECHAT_APPID": sandbox.appid, "WECHAT_SECRET": sandbox.secret, "WECHAT_API_BASE": sandbox.url}
+    return mp_overrides(sandbox)
 
 
 @pytest.fixture

@@ -6,13 +6,14 @@ from sqlalchemy import select
 from dashboard.deliveries.services import create_delivery, send_now
 from dashboard.extensions import db
 from dashboard.models import Delivery, DeliverySource, DeliveryState, WechatUser
+from tests.api.live import mp_overrides
 from tests.dispatch.helpers import add_user, grant
 from tests.sandbox_api import example_data
 
 
 @pytest.fixture
 def config_overrides(sandbox):
-    return {"WECHAT_APPID": sandbox.appid, "WECHAT_SECRET": sandbox.secret, "WECHAT_API_BASE": sandbox.url}
+    return mp_overrides(sandbox)
 
 
 def our_credits(app, openid, template, accepts=1):

@@ -13,11 +13,12 @@ import pytest
 
 from dashboard.wechat import get_client
 from dashboard.wechat.client import WeChatClient
+from tests.api.live import mp_overrides
 
 
 @pytest.fixture
 def config_overrides(sandbox) -> dict[str, Any]:
-    return {"WECHAT_APPID": sandbox.appid, "WECHAT_SECRET": sandbox.secret, "WECHAT_API_BASE": sandbox.url}
+    return mp_overrides(sandbox)
 
 
 @pytest.fixture

@@ -290,6 +290,7 @@ def join_missed_reports(engine: sa.Engine, now: datetime | None = None) -> int:
                 .join(Delivery.__table__, d.msgid == e.msgid)
                 .where(
                     e.delivery_id.is_(None),
+                    e.msgid.is_not(None),  # with the line above: the partial index ix_oa_event_unjoined
                     e.event == JOB_FINISH,
                     e.received_at >= since,
                     d.channel_used == oa,

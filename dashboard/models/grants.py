@@ -14,7 +14,7 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..extensions import db
@@ -183,6 +183,15 @@ class SentReport(db.Model):
     """
 
     __tablename__ = "sent_report"
+    __table_args__ = (
+        # The minute tick's sweep of reports that missed their delivery (``finalize.join_missed_reports``).
+        Index(
+            "ix_sent_report_unjoined",
+            "reported_at",
+            postgresql_where=text("delivery_id IS NULL"),
+            sqlite_where=text("delivery_id IS NULL"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     push_id: Mapped[int] = mapped_column(ForeignKey("wechat_push.id", ondelete="CASCADE"), index=True)

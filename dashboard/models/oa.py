@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, String
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..extensions import db
@@ -53,6 +53,15 @@ class OaEvent(db.Model):
     """
 
     __tablename__ = "oa_event"
+    __table_args__ = (
+        # The minute tick's sweep of job-finishes that missed their delivery (``finalize.join_missed_reports``).
+        Index(
+            "ix_oa_event_unjoined",
+            "received_at",
+            postgresql_where=text("delivery_id IS NULL AND msgid IS NOT NULL"),
+            sqlite_where=text("delivery_id IS NULL AND msgid IS NOT NULL"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     dedup_key: Mapped[str] = mapped_column(String(64), unique=True)

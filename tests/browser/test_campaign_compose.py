@@ -11,6 +11,7 @@ from playwright.sync_api import expect
 from dashboard.extensions import db
 from dashboard.models import WechatUser
 from dashboard.models.campaign import Campaign
+from tests.browser.htmx import choose
 from tests.browser.test_pages import log_in
 from tests.browser.test_segments import widest
 from tests.campaigns.helpers import granted_users, segment_of_grantees
@@ -53,10 +54,10 @@ def compose(
     page.goto(f"{live_server}/campaigns/new")
     expect(page.locator("#schedule-zone")).to_contain_text("Asia/Shanghai")
     # The keyword rows follow the chosen template (htmx).
-    page.select_option("select[name=template_id]", other["priTmplId"])
+    choose(page, "select[name=template_id]", other["priTmplId"], "/compose/keywords")
     for key in example_data(other):
         expect(page.locator(f"select[name=source-{key}]")).to_be_attached()
-    page.select_option("select[name=template_id]", template["priTmplId"])
+    choose(page, "select[name=template_id]", template["priTmplId"], "/compose/keywords")
     page.fill("input[name=name]", "春季上新")
     for key, value in example_data(template).items():
         page.select_option(f"select[name=source-{key}]", "text")

@@ -20,6 +20,7 @@ import requests
 import sqlalchemy as sa
 from playwright.sync_api import expect
 
+from tests.browser.htmx import choose
 from tests.browser.test_embedded import embedded_server  # noqa: F401 - fixture
 from tests.browser.test_segments import widest
 from tests.sandbox_api import example_data
@@ -105,7 +106,7 @@ def test_a_scheduled_campaign_runs_on_make_run_and_its_report_matches_the_sandbo
 
         # Compose: every keyword a fixed value, scheduled about a minute ahead in Asia/Shanghai.
         page.goto(f"{base}/campaigns/new")
-        page.select_option("select[name=template_id]", template_id)
+        choose(page, "select[name=template_id]", template_id, "/compose/keywords")
         page.fill("input[name=name]", "年终回馈")
         page.select_option("select[name=segment_id]", label="接受了订单通知的用户")
         for key, value in example_data(template).items():

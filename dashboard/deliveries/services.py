@@ -80,8 +80,9 @@ def send_now(delivery: Delivery, *, falling_back: bool = False) -> Delivery:
     Nothing is retried here (a person is watching); a transient answer leaves the row ``retry_wait``
     for a worker, like any send. The one exception is the channel's own fallback: a row on
     ``mp_subscribe_or_oa`` that WeChat answers 43101 is pending again (``outcomes.FELL_BACK``), and is
-    routed and sent once more at once, as the engine's next claim would (to the Official Account). A crash between 1 and 3 leaves it ``sending`` until its lease runs
-    out, and the reconciler calls it ``unknown``. Returns the delivery, reloaded.
+    routed and sent once more at once, as the engine's next claim would (to the Official Account).
+    A crash between 1 and 3 leaves it ``sending`` until its lease runs out, and the reconciler calls it
+    ``unknown``. Returns the delivery, reloaded.
 
     :raise ValueError: the delivery is not ``pending`` (a worker has it, or it was sent already).
     """

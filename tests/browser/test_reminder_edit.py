@@ -66,3 +66,27 @@ def test_a_step_value_changed_on_the_edit_page(
     expect(page.locator('#reminder-steps li[data-step="0"]')).not_to_contain_text("今天到期，请续费")
     assert page.evaluate(MAIN_SPILL)["worst"] <= 0
     assert page.console_errors == []
+
+
+def test_the_edit_page_reads_in_both_languages_at_both_widths(
+    app, live_server, page, personas, sandbox, template, screenshot_dir
+):
+    """Chinese and English, 1440 and 390 px: nothing spills, the labels are the page's language, the
+    channel is offered in words (no raw code in the visible text)."""
+    from tests.browser.test_channel_pages_layout import CODE_PATTERN, VISIBLE_TEXT, use_language
+
+    reminder_id = draft_reminder(app, sandbox, template)
+    email = personas["marketer"].email
+    log_in(page, live_server, email, personas["marketer"].password)
+    for lang, heading in (("zh", "编辑日期提醒"), ("en", "Edit date reminder")):
+        use_language(app, email, lang)
+        for width, viewport in (("1440", {"width": 1440, "height": 900}), ("390", PHONE)):
+            page.set_viewport_size(viewport)
+            page.goto(f"{live_server}/campaigns/reminders/{reminder_id}/edit")
+            expect(page.locator("main h1")).to_contain_text(heading)
+            assert page.evaluate(MAIN_SPILL)["worst"] <= 0, (lang, width)
+            assert not CODE_PATTERN.search(page.evaluate(VISIBLE_TEXT)), (lang, width)
+            if lang == "zh":
+                assert "Save" not in page.locator("#reminder-save").inner_text()
+            page.screenshot(path=str(screenshot_dir / f"reminder-edit-{lang}-{width}.png"), full_page=True)
+    assert page.console_errors == []

@@ -243,6 +243,9 @@ def test_a_template_the_catalog_learns_between_the_reads_and_the_writes_stays_kn
         # The operator registers the template (one-time, as the balance already is) meanwhile.
         convert_balances(db.session, unknown, "one_time", reason="registered")
         db.session.commit()
+        read = plan.answers.balances[unknown].updated_at
+        now_at = db.session.scalar(select(GrantBalance.updated_at).where(GrantBalance.template_id == unknown))
+        assert now_at != read  # the plan's optimistic upsert sees the row changed
         outcome = api_services.write_report(plan)
         db.session.commit()
         assert {b.template_id: b.credits for b in outcome.balances}[unknown] == 2

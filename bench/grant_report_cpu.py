@@ -37,12 +37,30 @@ from bench.grant_reports import app_environment, database, load, machine  # noqa
 from dashboard.sandbox import SandboxServer  # noqa: E402
 
 
+def postgres_cpu() -> float:
+    """Seconds of CPU (user + system) used so far by every live process named ``postgres``: a local
+    server's backends, which do a report's SQL work outside this process."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:  # ended meanwhile
+            continue
+        name, _, rest = text.partition(" (")[2].partition(") ")
+        if name == "postgres":
+            fields = rest.split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+    return total / ticks
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=2000, help="requests per phase (default 2,000)")
     parser.add_argument("--rounds", type=int, default=3, help="ping/grants phase pairs (default 3)")
     parser.add_argument("--users", type=int, default=50, help="simulated users (default 50)")
     parser.add_argument("--database-url", help="a PostgreSQL server (a throwaway database is made on it)")
+    parser.add_argument("--profile", type=int, default=0, help="then profile this many reports (cProfile)")
     args = parser.parse_args()
 
     print("$ python bench/grant_report_cpu.py " + " ".join(sys.argv[1:]))
@@ -84,12 +102,15 @@ def main() -> int:
             }
             return client.post("/api/mp/grants", json=report, headers=headers).status_code
 
+        server_cpu: dict[str, list[float]] = collections.defaultdict(list)
+
         def phase(request, n: int) -> tuple[float, float]:
-            wall, cpu = time.perf_counter(), time.process_time()
+            wall, cpu, server = time.perf_counter(), time.process_time(), postgres_cpu()
             for number in range(n):
                 status = request(number)
                 if status not in (200, 201):
                     raise SystemExit(f"answered {status}")
+            server_cpu[request.__name__].append((postgres_cpu() - server) * 1000 / n)
             return (time.process_time() - cpu) * 1000 / n, (time.perf_counter() - wall) * 1000 / n
 
         phase(ping, 100), phase(grant, 100)  # warm: imports, statement caches, connections
@@ -111,6 +132,12 @@ def main() -> int:
                 f"{cpu[-1]:.2f}; wall min {wall[0]:.2f} / median {statistics.median(wall):.2f} / max {wall[-1]:.2f}"
             )
 
+        if backend.startswith("PostgreSQL"):
+            spent = sorted(server_cpu["grant"][1:])  # without the warm-up phase
+            print(
+                "PostgreSQL's server processes, ms CPU per report (every process named postgres on this "
+                f"machine): min {spent[0]:.2f} / median {statistics.median(spent):.2f} / max {spent[-1]:.2f}"
+            )
         times: dict[str, list[float]] = collections.defaultdict(list)
         with app.app_context():
             from dashboard.extensions import db
@@ -131,6 +158,35 @@ def main() -> int:
         print("a report's statements (median ms, execute only; SQLite's reads finish in the fetch):")
         for statement, durations in times.items():
             print(f"  {statistics.median(durations) * 1000:6.3f}  {statement}")
+        if args.profile:
+            import cProfile
+            import pstats
+
+            def by_package(request) -> tuple[pstats.Stats, collections.Counter]:
+                profiler = cProfile.Profile(time.process_time)  # CPU only: not the waits for the server
+                profiler.runcall(lambda: [request(number) for number in range(args.profile)])
+                stats = pstats.Stats(profiler)
+                own_time: collections.Counter = collections.Counter()
+                for (filename, _, function), (_, _, own, _, _) in stats.stats.items():
+                    parts = filename.split("site-packages/")
+                    name = parts[1].split("/")[0] if len(parts) > 1 else filename.split("/")[-1]
+                    if name == "~":
+                        name = function
+                    own_time["dashboard" if "/dashboard/" in filename else name] += own
+                return stats, own_time
+
+            _, ping_time = by_package(ping)
+            stats, grant_time = by_package(grant)
+            print(
+                "own CPU time by package, ms per request under cProfile (which inflates Python code): ping, report"
+            )
+            for name, own in grant_time.most_common(25):
+                print(
+                    f"  {ping_time[name] * 1000 / args.profile:6.3f} {own * 1000 / args.profile:6.3f}  {name}"
+                )
+            stats.strip_dirs()
+            stats.sort_stats("tottime").print_stats(30)
+            stats.sort_stats("cumulative").print_stats(60)
     return 0
 
 

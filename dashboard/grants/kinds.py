@@ -75,14 +75,28 @@ def lookup_templates(
         _catalog_statement(model, len(wanted)), {f"t{n}": template_id for n, template_id in enumerate(wanted)}
     ).all()
     for template_id, kind, title in rows:
-        value = getattr(kind, "value", kind)
-        kind_name = (
-            TemplateKindName.long_term.value
-            if str(value) == TemplateKindName.long_term.value
-            else TemplateKindName.one_time.value
-        )
-        found[template_id] = TemplateInfo(kind=kind_name, known=True, title=title or "")
+        found[template_id] = known_template(kind, title)
     return found
+
+
+def known_template(kind: Any, title: str | None = "") -> TemplateInfo:
+    """The ``TemplateInfo`` of a catalog row, from its ``kind`` column (an enum member or its value)."""
+    value = getattr(kind, "value", kind)
+    kind_name = (
+        TemplateKindName.long_term.value
+        if str(value) == TemplateKindName.long_term.value
+        else TemplateKindName.one_time.value
+    )
+    return TemplateInfo(kind=kind_name, known=True, title=title or "")
+
+
+def catalog_kind(template_id: sa.BindParameter) -> sa.ScalarSelect | None:
+    """The catalog's kind of one template, as a scalar subquery (NULL when the catalog does not know it);
+    None while the catalog is not part of this build."""
+    model = _catalog_model()
+    if model is None:
+        return None
+    return select(model.kind).where(model.template_id == template_id).scalar_subquery()
 
 
 def template_info(session: Session | scoped_session, template_id: str) -> TemplateInfo:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import event, func, select
 
 from dashboard.api import tokens
 from dashboard.api.validation import parse_grant_report
@@ -251,3 +251,55 @@ def test_a_template_the_catalog_learns_between_the_reads_and_the_writes_stays_kn
         assert {b.template_id: b.credits for b in outcome.balances}[unknown] == 2
         balances, _ = ledger(app, user_id)
     assert [(b[0], b[2], b[3]) for b in balances] == [(unknown, True, 2)]
+
+
+def test_a_balance_another_process_changes_during_a_request_is_recorded_the_locking_way(
+    app, client, setup, monkeypatch
+):
+    """Through the view, as the mini-program reports (on PostgreSQL: the read and the one-statement
+    write outside a transaction): another process credits ONCE between the report's read and its
+    write. The write must keep nothing (no report row, no half of the balances), and the report is
+    redone the locking way: every credit counted once, the balance equal to its events."""
+    from sqlalchemy.orm import Session
+
+    from dashboard.grants import reports
+
+    (user_id, token), _ = setup
+    with app.app_context():
+        record_answers(user_id, [(ONCE, "accept")], source="client", occurred_at=utcnow() - timedelta(days=1))
+        db.session.commit()
+        engine = db.engine
+    planned = reports.plan_answers
+
+    def plan_then_another_process_writes(*args, **kwargs):
+        plan = planned(*args, **kwargs)
+        with Session(engine) as other:  # its own connection and transaction, committed at once
+            record_answers(
+                user_id,
+                [(ONCE, "accept")],
+                source="client",
+                occurred_at=utcnow() - timedelta(hours=1),
+                session=other,
+            )
+            other.commit()
+        return plan
+
+    monkeypatch.setattr(reports, "plan_answers", plan_then_another_process_writes)
+    response, statements = counted(app, lambda: post_report(client, token, "raced"))
+    assert response.status_code == 200, response.get_json()
+    grants = {g["template_id"]: g["credits"] for g in response.get_json()["grants"]}
+    assert grants[ONCE] == 3 and grants[LONG] == 0
+    # The fast write was tried and refused, then the report was recorded the locking way.
+    assert any("grant_balance" in s and "INSERT" in s for s in statements)
+    with app.app_context():
+        assert (
+            db.session.scalar(
+                select(func.count()).select_from(GrantReport).where(GrantReport.user_id == user_id)
+            )
+            == 1
+        )
+    balances, events = ledger(app, user_id)
+    credits = {b[0]: b[3] for b in balances}
+    assert credits[ONCE] == 3
+    assert [e[5] for e in events if e[0] == ONCE] == [1, 1, 1]
+    assert sorted(e[0] for e in events if e[11]) == sorted([LONG, ONCE, REJECTED])  # each answer once

@@ -187,6 +187,8 @@ def main() -> int:
             stats.strip_dirs()
             stats.sort_stats("tottime").print_stats(30)
             stats.sort_stats("cumulative").print_stats(60)
+            if os.environ.get("CALLEES"):
+                stats.print_callees(os.environ["CALLEES"])
     return 0
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from flask import Flask
 from sqlalchemy import event
 
+from .config import SQLITE_SYNCHRONOUS_LEVELS
 from .extensions import db
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -21,18 +22,23 @@ def init_app(app: Flask) -> None:
         app.config["SQLALCHEMY_ENGINE_OPTIONS"] = options
     db.init_app(app)
     if uri.startswith("sqlite"):
+        synchronous = app.config.get("SQLITE_SYNCHRONOUS") or "NORMAL"
+        if synchronous not in SQLITE_SYNCHRONOUS_LEVELS:  # a test_config bypasses config.py's check
+            raise ValueError(f"SQLITE_SYNCHRONOUS must be one of {SQLITE_SYNCHRONOUS_LEVELS}")
+
+        def sqlite_pragmas(dbapi_connection, connection_record) -> None:
+            # WAL lets the dashboard read while a worker writes; the busy timeout makes writers queue
+            # instead of failing with "database is locked"; SQLite enforces foreign keys only when
+            # asked; synchronous: see config._sqlite_synchronous.
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute(f"PRAGMA synchronous={synchronous}")  # one of three fixed words
+            cursor.close()
+
         with app.app_context():
-            event.listen(db.engine, "connect", _sqlite_pragmas)
-
-
-def _sqlite_pragmas(dbapi_connection, connection_record) -> None:
-    # WAL lets the dashboard read while a worker writes; the busy timeout makes writers queue
-    # instead of failing with "database is locked"; SQLite enforces foreign keys only when asked.
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.close()
+            event.listen(db.engine, "connect", sqlite_pragmas)
 
 
 def upgrade_to_head(app: Flask) -> None:

@@ -192,7 +192,7 @@ def write_report(plan: ReportPlan) -> ReportOutcome:
             db.session.rollback()
             return _report_locking(plan)
     else:  # in-process: three statements cost no round trips
-        report_id = db.session.execute(_insert_report(dialect), row).scalar()
+        report_id = db.session.connection().execute(_insert_report(dialect), row).scalar()
         balances = None
         if report_id is not None:
             balances = grant_reports.apply_answers(db.session, plan.answers, plan.policy, report_id=report_id)

@@ -223,7 +223,7 @@ def plan_answers(
             latest=when + policy.pairing_window,
             **{f"template_{n}": template_id for n, (template_id, _) in enumerate(pairing)},
         )
-    rows = session.execute(statement, params).all()
+    rows = session.connection().execute(statement, params).all()
     if not rows:
         raise UnknownUser(user_id)
     infos = {
@@ -384,7 +384,9 @@ def apply_answers(
         params[f"seen_template_{n}"] = template_id
         params[f"seen_at_{n}"] = plan.balances[template_id].updated_at
     statement = _upsert_statement(len(decided.rows), len(decided.checked))
-    written = {row.template_id: (row.credits, row.active) for row in session.execute(statement, params)}
+    written = {
+        row.template_id: (row.credits, row.active) for row in session.connection().execute(statement, params)
+    }
     if len(written) != len(decided.rows):
         return None
     add_events(session, decided.events)

@@ -93,6 +93,7 @@ def _configure_logging(app: Flask) -> None:
 
 def _init_extensions(app: Flask) -> None:
     from . import campaigns, database, i18n
+    from .auth.cookie_session import OperatorCookieSession
     from .auth.services import load_operator
     from .dispatch import tasks as dispatch_tasks
     from .extensions import csrf, db, login_manager, migrate
@@ -103,6 +104,7 @@ def _init_extensions(app: Flask) -> None:
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"
     login_manager.session_protection = "basic"
+    app.session_interface = OperatorCookieSession()
     login_manager.user_loader(load_operator)
     i18n.init_app(app)
     dispatch_tasks.init_app(app)

@@ -340,7 +340,8 @@ def load_settings(env: Mapping[str, str], instance_path: Path) -> dict[str, Any]
 
 # Defaults that do not depend on the environment.
 STATIC_DEFAULTS: dict[str, Any] = {
-    "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+    # No pool_pre_ping: database.ping_unless_just_used pings only connections that sat idle.
+    "SQLALCHEMY_ENGINE_OPTIONS": {},
     "SESSION_COOKIE_HTTPONLY": True,
     "SESSION_COOKIE_SAMESITE": "Lax",
     "SESSION_COOKIE_NAME": "tongzhi_session",

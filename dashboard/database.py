@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import fcntl
+import time
 from pathlib import Path
 
+import sqlalchemy as sa
 from flask import Flask
 from sqlalchemy import event
 
@@ -21,6 +23,9 @@ def init_app(app: Flask) -> None:
         options.setdefault("connect_args", {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
         app.config["SQLALCHEMY_ENGINE_OPTIONS"] = options
     db.init_app(app)
+    if not uri.startswith("sqlite"):  # a file SQLite opens in-process cannot drop its connection
+        with app.app_context():
+            ping_unless_just_used(db.engine)
     if uri.startswith("sqlite"):
         synchronous = app.config.get("SQLITE_SYNCHRONOUS") or "NORMAL"
         if synchronous not in SQLITE_SYNCHRONOUS_LEVELS:  # a test_config bypasses config.py's check
@@ -39,6 +44,41 @@ def init_app(app: Flask) -> None:
 
         with app.app_context():
             event.listen(db.engine, "connect", sqlite_pragmas)
+
+
+#: A pooled connection given back less than this many seconds ago is not pinged before it is reused.
+PING_BYPASS_SECONDS = 0.5
+
+
+def ping_unless_just_used(engine: sa.Engine) -> None:
+    """Check a pooled connection before a request uses it, unless it was in use a moment ago.
+
+    SQLAlchemy's ``pool_pre_ping`` pings at every checkout: a round trip, and its CPU, on every request
+    (on the mini-program's grant report, one of three; issue 13). A connection given back under
+    ``PING_BYPASS_SECONDS`` ago is alive but for a server restart in that instant, the same bet as
+    HikariCP's ``aliveBypassWindowMs`` (500 ms); one idle longer (a firewall's timeout, a restart) is
+    pinged, and a dead one is replaced before the request sees it: ``DisconnectionError`` makes the
+    pool discard it and connect again.
+    """
+    dialect = engine.dialect
+
+    def remember_use(dbapi_connection, connection_record) -> None:
+        connection_record.info["given_back_at"] = time.monotonic()
+
+    def ping_if_idle(dbapi_connection, connection_record, connection_proxy) -> None:
+        given_back = connection_record.info.get("given_back_at")
+        if given_back is not None and time.monotonic() - given_back < PING_BYPASS_SECONDS:
+            return
+        try:
+            dialect.do_ping(dbapi_connection)
+        except dialect.loaded_dbapi.Error as error:
+            if dialect.is_disconnect(error, dbapi_connection, None):
+                raise sa.exc.DisconnectionError(str(error)) from error
+            raise
+
+    event.listen(engine, "connect", remember_use)  # a new connection needs no ping
+    event.listen(engine, "checkin", remember_use)
+    event.listen(engine, "checkout", ping_if_idle)
 
 
 def upgrade_to_head(app: Flask) -> None:

@@ -453,6 +453,14 @@ SELECT report.id, balance.template_id, balance.credits, balance.active,
 FROM report LEFT JOIN balance ON true"""  # noqa: S608
 
 
+@functools.cache
+def _report_processors(dialect: Dialect) -> tuple:
+    """The bind processor (or None) of each of ``REPORT_COLUMNS``: the report row's values are bound
+    one by one, converted as SQLAlchemy would (``UTCDateTime``, JSON)."""
+    table = GrantReport.__table__
+    return tuple(table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in REPORT_COLUMNS)
+
+
 def _json_rows(rows: list[dict[str, Any]]) -> str:
     """Rows as a JSON array for ``json_populate_recordset`` (timestamps in ISO 8601, with their zone)."""
     return json.dumps(rows, default=datetime.isoformat, separators=(",", ":"))
@@ -475,11 +483,10 @@ def apply_report_in_one_statement(
     decided = _decide_plan(plan, policy, None)
     connection = session.connection()
     dialect = connection.dialect
-    report_table = GrantReport.__table__
-    report_values = []
-    for name in REPORT_COLUMNS:
-        process = report_table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
-        report_values.append(process(report[name]) if process else report[name])
+    report_values = [
+        process(report[name]) if process else report[name]
+        for name, process in zip(REPORT_COLUMNS, _report_processors(dialect), strict=True)
+    ]
     seen = [
         {"template_id": template_id, "updated_at": plan.balances[template_id].updated_at}
         for template_id in decided.checked

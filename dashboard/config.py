@@ -88,25 +88,6 @@ def env_float(env: Mapping[str, str], name: str, default: float, minimum: float 
     return value
 
 
-SQLITE_SYNCHRONOUS_LEVELS = ("NORMAL", "FULL", "EXTRA")
-
-
-def _sqlite_synchronous(env: Mapping[str, str]) -> str:
-    """SQLite's ``PRAGMA synchronous`` for the embedded database (WAL mode).
-
-    NORMAL (the default, as SQLite's documentation advises for WAL): a commit is not flushed to disk
-    on its own; the WAL is at each checkpoint. A process crash loses nothing; a power loss or an OS
-    crash may roll back the last commits, never corrupt the file. The flush costs about as much CPU
-    as the rest of a grant report's writes (issue 13, docs/benchmarks.md). FULL flushes every commit.
-    """
-    raw = (env.get("SQLITE_SYNCHRONOUS") or "NORMAL").strip().upper()
-    if raw not in SQLITE_SYNCHRONOUS_LEVELS:
-        raise ConfigError(
-            f"SQLITE_SYNCHRONOUS must be one of {', '.join(SQLITE_SYNCHRONOUS_LEVELS)}, not {raw!r}."
-        )
-    return raw
-
-
 def _http_base(env: Mapping[str, str], name: str, default: str) -> str:
     raw = (env.get(name) or default).strip()
     parts = urlsplit(raw)
@@ -272,7 +253,6 @@ def load_settings(env: Mapping[str, str], instance_path: Path) -> dict[str, Any]
         "TONGZHI_ENV": environment,
         "SECRET_KEY": _secret_key(env, environment, instance_path),
         "SQLALCHEMY_DATABASE_URI": _database_url(env, instance_path),
-        "SQLITE_SYNCHRONOUS": _sqlite_synchronous(env),
         "REDIS_URL": _redis_url(env),
         "TIMEZONE": _timezone(env),
         "WECHAT_APPID": appid,
@@ -374,7 +354,6 @@ def effective_settings(config: Mapping[str, Any]) -> list[tuple[str, str]]:
         "SANDBOX_MODE",
         "SECRET_KEY",
         "SQLALCHEMY_DATABASE_URI",
-        "SQLITE_SYNCHRONOUS",
         "REDIS_URL",
         "TIMEZONE",
         "WECHAT_APPID",

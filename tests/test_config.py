@@ -60,7 +60,6 @@ def test_production_refuses_to_start_without_a_secret_key(tmp_path):
         ("SECRET_KEY", "tiny", "SECRET_KEY"),
         ("WECHAT_READ_TIMEOUT", "soon", "WECHAT_READ_TIMEOUT"),
         ("WECHAT_TOKEN_FORCE_REFRESH_MINUTES", "5", "WECHAT_TOKEN_FORCE_REFRESH_MINUTES"),
-        ("SQLITE_SYNCHRONOUS", "OFF", "SQLITE_SYNCHRONOUS"),
     ],
 )
 def test_junk_values_are_refused_with_the_setting_named(tmp_path, name, value, says):

@@ -303,3 +303,38 @@ def test_a_balance_another_process_changes_during_a_request_is_recorded_the_lock
     assert credits[ONCE] == 3
     assert [e[5] for e in events if e[0] == ONCE] == [1, 1, 1]
     assert sorted(e[0] for e in events if e[11]) == sorted([LONG, ONCE, REJECTED])  # each answer once
+
+
+def test_the_locking_way_runs_in_a_transaction_after_reads_outside_one(app, client, setup, monkeypatch):
+    """On PostgreSQL a report is read outside a transaction; when it must be recorded the locking way (a
+    template whose kind the catalog changed and the balances not yet), its row locks must hold until the
+    commit: the session gives back the autocommit connection and takes one in a transaction."""
+    from dashboard.grants import services as grant_services
+
+    (user_id, token), _ = setup
+    with app.app_context():
+        record_answers(user_id, [(ONCE, "accept")], source="client", occurred_at=utcnow() - timedelta(days=1))
+        # The catalog now says long-term; the balance is still one-time (a sync half done).
+        db.session.execute(
+            catalog.MessageTemplate.__table__.update()
+            .where(catalog.MessageTemplate.template_id == ONCE)
+            .values(kind=catalog.TemplateKind.long_term)
+        )
+        db.session.commit()
+        dialect = db.engine.dialect.name
+    in_transaction: list[bool] = []
+    recorded = grant_services.record_answers
+
+    def record_and_look(*args, **kwargs):
+        driver = db.session.connection().connection.driver_connection
+        in_transaction.append(not getattr(driver, "autocommit", False) if dialect == "postgresql" else True)
+        return recorded(*args, **kwargs)
+
+    monkeypatch.setattr(grant_services, "record_answers", record_and_look)
+    response = post_report(
+        client, token, "converted", {"errMsg": "requestSubscribeMessage:ok", ONCE: "accept"}
+    )
+    assert response.status_code == 200, response.get_json()
+    assert in_transaction == [True]
+    grants = {g["template_id"]: g for g in response.get_json()["grants"]}
+    assert grants[ONCE]["kind"] == "long_term" and grants[ONCE]["active"] is True

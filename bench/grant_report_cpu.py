@@ -11,7 +11,12 @@ answers Flask's test client in this process, so ``time.process_time`` per reques
 wall time adds what it waits for (the commit's fsync, PostgreSQL's round trips). Users log in through
 ``POST /api/mp/session`` against the WeChat sandbox (real HTTP on loopback). Phases alternate: ping,
 grants, ping, grants ...; then the median time of each SQL statement of a report, timed around the
-driver's ``execute``.
+driver's ``execute``. On PostgreSQL, the CPU its server processes spent per report (read from ``/proc``).
+
+    .venv/bin/python bench/grant_report_cpu.py --n 200 --rounds 1 --profile 3000 --callees 'plan_report'
+
+profiles reports with cProfile on CPU time (not the waits for the server) and prints each package's own
+time per request, ping's beside the report's.
 """
 
 from __future__ import annotations
@@ -61,6 +66,7 @@ def main() -> int:
     parser.add_argument("--users", type=int, default=50, help="simulated users (default 50)")
     parser.add_argument("--database-url", help="a PostgreSQL server (a throwaway database is made on it)")
     parser.add_argument("--profile", type=int, default=0, help="then profile this many reports (cProfile)")
+    parser.add_argument("--callees", help="with --profile: also what these functions call (a pstats regex)")
     args = parser.parse_args()
 
     print("$ python bench/grant_report_cpu.py " + " ".join(sys.argv[1:]))
@@ -187,8 +193,8 @@ def main() -> int:
             stats.strip_dirs()
             stats.sort_stats("tottime").print_stats(30)
             stats.sort_stats("cumulative").print_stats(60)
-            if os.environ.get("CALLEES"):
-                stats.print_callees(os.environ["CALLEES"])
+            if args.callees:
+                stats.print_callees(args.callees)
     return 0
 
 

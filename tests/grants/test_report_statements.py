@@ -25,7 +25,10 @@ catalog = pytest.importorskip("dashboard.models.catalog")
 ONCE, LONG, REJECTED = "TMPL_once_aaaaaaaaaa", "TMPL_long_bbbbbbbbbb", "TMPL_reject_cccccccc"
 # In the order the test client sends them (it sorts a JSON body's keys).
 REPORT = {"errMsg": "requestSubscribeMessage:ok", LONG: "accept", ONCE: "accept", REJECTED: "reject"}
-MAX_STATEMENTS = 6
+MAX_STATEMENTS = 6  # issue 13's bound
+# What a report takes now: one read, then on SQLite the report, the balances and the events (three
+# statements), on PostgreSQL all three in one; a regression shows here before it shows in a benchmark.
+STATEMENTS_NOW = {"sqlite": 4, "postgresql": 2}
 
 
 @pytest.fixture
@@ -112,11 +115,12 @@ def ledger(app, user_id):
         return balances, events
 
 
-def test_a_three_template_report_takes_at_most_six_statements(app, client, setup):
+def test_a_three_template_report_takes_at_most_six_statements(app, client, setup, backend):
     (user_id, token), _ = setup
     response, statements = counted(app, lambda: post_report(client, token, "first"))
     assert response.status_code == 200, response.get_json()
     assert len(statements) <= MAX_STATEMENTS, "\n".join(statements)
+    assert len(statements) == STATEMENTS_NOW[backend], "\n".join(statements)
     grants = {g["template_id"]: g for g in response.get_json()["grants"]}
     assert grants == {
         ONCE: {"template_id": ONCE, "kind": "one_time", "credits": 1, "active": True, "known": True},
@@ -131,7 +135,7 @@ def test_a_three_template_report_takes_at_most_six_statements(app, client, setup
     }
     # A second prompt: the credit adds up, still in as few statements.
     response, statements = counted(app, lambda: post_report(client, token, "second"))
-    assert len(statements) <= MAX_STATEMENTS, "\n".join(statements)
+    assert len(statements) == STATEMENTS_NOW[backend], "\n".join(statements)
     assert {g["template_id"]: g["credits"] for g in response.get_json()["grants"]}[ONCE] == 2
 
 

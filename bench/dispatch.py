@@ -21,7 +21,9 @@ What runs:
    messages. PostgreSQL: ``pg_stat_user_tables`` (``n_tup_ins``, ``n_tup_upd``) before and after each
    engine phase. SQLite (no such counters): one extra, untimed engine run of ``--count-n`` messages on a
    copy of the seeded file with a counting trigger on each table.
-5. Optionally (``--naive-n``, default 0) the loop many tutorials show: ``requests.post`` the token
+5. ``--profile-engine PATH``: each engine worker's main thread (its database work) profiled with cProfile
+   on CPU time, written to ``PATH.<worker>`` for ``pstats``.
+6. Optionally (``--naive-n``, default 0) the loop many tutorials show: ``requests.post`` the token
    endpoint, then the send, one message after the other.
 Loopback only; every loop is bounded by N.
 """
@@ -162,8 +164,12 @@ def seed(database_url: str, stub: str, instance: Path, n: int) -> None:
         db.engine.dispose()
 
 
-def run_engine(database_url: str, stub: str, instance: Path, concurrency: int) -> dict:
-    """In a worker process of its own, so its peak memory is the engine's alone."""
+def run_engine(
+    database_url: str, stub: str, instance: Path, concurrency: int, profile_to: str | None = None
+) -> dict:
+    """In a worker process of its own, so its peak memory is the engine's alone. ``profile_to``: write
+    a cProfile of the drain there (CPU time, the worker's main thread: its database work; the sends
+    run on the sender's own thread)."""
     from dashboard.dispatch.claim import load_dispatch_state
     from dashboard.dispatch.engine import Dispatcher
     from dashboard.dispatch.ledger_adapter import grants_ledger
@@ -176,7 +182,14 @@ def run_engine(database_url: str, stub: str, instance: Path, concurrency: int) -
         state.rate_per_second, state.tokens, state.concurrency = 1_000_000, 1_000_000.0, concurrency
     dispatcher = Dispatcher(app, grants_ledger(), concurrency=concurrency)
     wall0, cpu0 = time.monotonic(), time.process_time()
-    claimed = dispatcher.drain(seconds=3600)
+    if profile_to:
+        import cProfile
+
+        profiler = cProfile.Profile(time.process_time)
+        claimed = profiler.runcall(dispatcher.drain, seconds=3600)
+        profiler.dump_stats(profile_to)
+    else:
+        claimed = dispatcher.drain(seconds=3600)
     wall, cpu = time.monotonic() - wall0, time.process_time() - cpu0
     dispatcher.close()
     return {
@@ -204,8 +217,18 @@ def final_counts(database_url: str, stub: str, instance: Path) -> tuple[dict, in
     return by_state, spent
 
 
-def run_workers(database_url: str, stub: str, instance: Path, workers: int, concurrency: int) -> dict:
+def run_workers(
+    database_url: str,
+    stub: str,
+    instance: Path,
+    workers: int,
+    concurrency: int,
+    profile_to: str | None = None,
+) -> dict:
     """``workers`` engine processes side by side on one database, until every row is final."""
+    profiling = [
+        ["--profile-engine", f"{profile_to}.{number}"] if profile_to else [] for number in range(workers)
+    ]
     children = [
         subprocess.Popen(  # noqa: S603 (our own interpreter and script)
             [
@@ -217,13 +240,14 @@ def run_workers(database_url: str, stub: str, instance: Path, workers: int, conc
                 database_url,
                 stub,
                 str(instance),
+                *profiling[number],
             ],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
             env={**os.environ, "PYTHONWARNINGS": "ignore"},
         )
-        for _ in range(workers)
+        for number in range(workers)
     ]
     reports = []
     for child in children:
@@ -444,12 +468,19 @@ def main() -> int:
         help="a PostgreSQL URL to run on (its public schema is dropped and recreated); default: a SQLite file",
     )
     parser.add_argument("--latency-ms", type=float, default=30.0)
+    parser.add_argument(
+        "--profile-engine",
+        metavar="PATH",
+        help="write each engine worker's cProfile (CPU time, main thread) to PATH.<worker>, for pstats",
+    )
     parser.add_argument("--engine-child", nargs=3, metavar=("DB", "STUB", "INSTANCE"), help=argparse.SUPPRESS)
     parser.add_argument("--bare-child", nargs=2, metavar=("STUB", "N"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.engine_child:
         database_url, stub, instance = args.engine_child
-        print(json.dumps(run_engine(database_url, stub, Path(instance), args.concurrency)))
+        print(
+            json.dumps(run_engine(database_url, stub, Path(instance), args.concurrency, args.profile_engine))
+        )
         return 0
     if args.bare_child:
         stub, n = args.bare_child
@@ -515,7 +546,9 @@ def main() -> int:
                             print(f"  bare client: {bare['sent'] / bare['wall_s']:,.0f} msg/s", flush=True)
                             continue
                         before = pg_write_counters(database_url) if postgres else None
-                        engine = run_workers(database_url, stub, instance, workers, args.concurrency)
+                        engine = run_workers(
+                            database_url, stub, instance, workers, args.concurrency, args.profile_engine
+                        )
                         engine_runs[workers].append(engine)
                         line = f"  engine: {engine['claimed'] / engine['wall_s']:,.0f} msg/s"
                         if postgres:

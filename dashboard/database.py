@@ -22,10 +22,10 @@ def init_app(app: Flask) -> None:
         options.setdefault("connect_args", {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
         app.config["SQLALCHEMY_ENGINE_OPTIONS"] = options
     db.init_app(app)
-    if not uri.startswith("sqlite"):  # a file SQLite opens in-process cannot drop its connection
+    if not uri.startswith("sqlite"):
         with app.app_context():
             ping_unless_just_used(db.engine)
-    if uri.startswith("sqlite"):
+    else:  # a file SQLite opens in-process cannot drop its connection: nothing to ping
 
         def sqlite_pragmas(dbapi_connection, connection_record) -> None:
             # WAL lets the dashboard read while a worker writes; the busy timeout makes writers queue

@@ -40,10 +40,6 @@ def _for_one_operator_only() -> bool:
     attempt. Static files stay cacheable: they are the same for everybody."""
     if request.endpoint == "static":
         return False
-    if request.blueprint == "mp_api":
-        # The mini-program's API answers by its Bearer token, never by an operator's cookie (its
-        # private answers say no-store themselves): no need to load the operator (issue 13).
-        return False
     if request.endpoint == "auth.login" and request.method == "POST":
         return True
     return current_user.is_authenticated

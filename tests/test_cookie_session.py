@@ -3,16 +3,27 @@
 from __future__ import annotations
 
 
-def test_a_logged_in_operators_cookie_is_neither_read_nor_renewed_by_the_mini_program_api(app, client, auth):
+def test_the_mini_program_api_never_loads_the_operator(app, client, auth, monkeypatch):
+    """An operator logged in in the same browser: the console loads them, the token-authenticated API
+    does not (it has no cookie session to find them in), and their cookie is no credential there."""
     auth.login("admin")
-    assert client.get("/").status_code == 200  # the console knows the operator
+    loads: list[str] = []
+    loader = app.login_manager._user_callback
+
+    def counting_loader(user_id):
+        loads.append(user_id)
+        return loader(user_id)
+
+    monkeypatch.setattr(app.login_manager, "_user_callback", counting_loader)
+    assert client.get("/").status_code == 200
+    assert loads, "the console loads the operator (else this test counts nothing)"
+    loads.clear()
     ping = client.get("/api/mp/ping")
     assert ping.status_code == 200 and ping.get_json() == {"ok": True}
     assert "Set-Cookie" not in ping.headers
-    # An operator's cookie is no credential there: the grants need the mini-program's token.
     grants = client.get("/api/mp/grants")
     assert grants.status_code == 401 and grants.get_json()["error"]["code"] == "token_missing"
-    assert client.get("/").status_code == 200  # and the console session is untouched
+    assert loads == []
 
 
 def test_the_api_cannot_write_the_cookie_session(app):

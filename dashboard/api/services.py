@@ -93,6 +93,7 @@ class ReportPlan:
     key: str | None
     policy: grants.LedgerPolicy
     answers: grant_reports.AnswerPlan
+    dialect: str  # the database's (the writes differ)
     autocommit: bool  # read outside a transaction (PostgreSQL): write in one statement, or begin one
 
 
@@ -108,7 +109,8 @@ def plan_report(
     # On PostgreSQL a fast report is one read and one write, each atomic by itself: outside an explicit
     # transaction they are two round trips instead of four (BEGIN and COMMIT). Only when this request
     # has not used the session yet (the option applies to the connection the session is about to take).
-    autocommit = db.session.get_bind().dialect.name == "postgresql" and not db.session().in_transaction()
+    dialect = db.session.get_bind().dialect.name
+    autocommit = dialect == "postgresql" and not db.session().in_transaction()
     if autocommit:
         db.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
     try:
@@ -124,7 +126,7 @@ def plan_report(
         )
     except grant_reports.UnknownUser:
         raise user_gone() from None
-    return ReportPlan(user.id, report, body_digest, key, policy, answers, autocommit)
+    return ReportPlan(user.id, report, body_digest, key, policy, answers, dialect, autocommit)
 
 
 @contextlib.contextmanager
@@ -182,8 +184,7 @@ def write_report(plan: ReportPlan) -> ReportOutcome:
         "page": report.page,
         "created_at": utcnow(),
     }
-    dialect = db.session.get_bind().dialect.name
-    if dialect == "postgresql":  # one round trip for the report, the balances and the events
+    if plan.dialect == "postgresql":  # one round trip for the report, the balances and the events
         try:
             report_id, balances = grant_reports.apply_report_in_one_statement(
                 db.session, plan.answers, plan.policy, row
@@ -192,7 +193,7 @@ def write_report(plan: ReportPlan) -> ReportOutcome:
             db.session.rollback()
             return _report_locking(plan)
     else:  # in-process: three statements cost no round trips
-        report_id = db.session.connection().execute(_insert_report(dialect), row).scalar()
+        report_id = db.session.connection().execute(_insert_report(plan.dialect), row).scalar()
         balances = None
         if report_id is not None:
             balances = grant_reports.apply_answers(db.session, plan.answers, plan.policy, report_id=report_id)

@@ -2,8 +2,9 @@
 
 Flask opens the signed cookie session on every request, before it knows the view. The mini-program's
 API (``/api/mp/``) answers by its Bearer token only, so it gets Flask's null session: nothing to verify or
-sign, and nothing it could write by mistake (a write raises). Asked for every ping and grant report, the
-ingest path that must keep up with a mini-program's evening prompt (issue 13).
+sign, nothing it could write by mistake (a write raises), and no operator for the hooks that ask
+``current_user`` (the access check, the password-change redirect, no-store) to load. Asked for every
+ping and grant report, the ingest path that must keep up with a mini-program's evening prompt (issue 13).
 """
 
 from __future__ import annotations

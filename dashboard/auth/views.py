@@ -26,14 +26,13 @@ ALLOWED_BEFORE_PASSWORD_CHANGE = {"auth.change_password", "auth.logout", "auth.s
 def require_password_change():
     """An operator whose password an admin reset may only choose a new one (or log out), in every
     session they have, until they do: the console's pages redirect to the password page."""
+    if not current_user.is_authenticated or not current_user.must_change_password:
+        return None
     endpoint = request.endpoint
     if endpoint is None or endpoint in ALLOWED_BEFORE_PASSWORD_CHANGE:
         return None
-    # Asked first: the token-authenticated APIs need not load the operator (issue 13).
     if not isinstance(declared_access(current_app, endpoint), Role):
         return None  # public pages, static files and the token-authenticated APIs
-    if not current_user.is_authenticated or not current_user.must_change_password:
-        return None
     target = url_for("auth.change_password")
     if request.headers.get("HX-Request") == "true":
         response = current_app.response_class(status=204)

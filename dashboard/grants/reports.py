@@ -9,7 +9,8 @@ report (``POST /api/mp/grants``) goes through here instead:
    report names; it decides each answer with the same rules (``services._decide``).
 2. The caller takes the write lock (SQLite) and writes its own row (the grant report).
 3. :func:`apply_answers` writes every decided balance in one multi-row upsert that returns the new
-   values, and the events in one statement.
+   values, and the events in one statement. On PostgreSQL, :func:`apply_report_in_one_statement`
+   writes the report row, the balances and the events in one statement instead (one round trip).
 
 The decisions were made on values read before the lock, so the upsert only replaces a balance row
 whose ``updated_at`` is still the one read (every write of a balance sets it, and every answer event

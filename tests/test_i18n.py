@@ -52,3 +52,13 @@ def test_every_ui_string_has_a_chinese_translation():
         [sys.executable, "scripts/build_translations.py", "--check"], cwd=ROOT, capture_output=True, text=True
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_a_persons_name_and_a_things_name_read_differently_in_chinese(client, auth):
+    """姓名 is a person's name (an operator's); an API key's, a segment's or a campaign's is 名称."""
+    auth.login("admin")
+    assert "姓名" in client.get("/settings/operators/").get_data(as_text=True)
+    for page in ("/settings/api-keys/", "/segments/", "/campaigns/"):
+        html = client.get(page, follow_redirects=True).get_data(as_text=True)
+        assert "名称" in html, page
+        assert "姓名" not in html, page

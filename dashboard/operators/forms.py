@@ -25,7 +25,7 @@ def role_choices():
 
 class OperatorCreateForm(FlaskForm):
     email = EmailField(_l("Email"), validators=[DataRequired(), operator_email, Length(max=254)])
-    name = StringField(_l("Name"), validators=[Length(max=80)])
+    name = StringField(_l("Full name"), validators=[Length(max=80)])
     role = SelectField(_l("Role"), choices=role_choices, default=Role.viewer.value)
     password = PasswordField(
         _l("Initial password"), validators=[DataRequired(), Length(min=MIN_PASSWORD_LENGTH, max=1024)]

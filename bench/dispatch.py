@@ -191,6 +191,7 @@ def time_steps() -> dict[str, float]:
     for name in ("claim_due", "start_claims", "finalize", "release_unstarted"):
         setattr(engine, name, timed(name, getattr(engine, name)))
     sender.PendingBatch.results = timed("wait_for_answers", sender.PendingBatch.results)
+    sender.PendingBatch.wait_written = timed("wait_written", sender.PendingBatch.wait_written)
     sender.BatchSender.submit = timed("submit", sender.BatchSender.submit)
     return totals
 

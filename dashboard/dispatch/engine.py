@@ -20,6 +20,10 @@ from .sender import BatchSender, PendingBatch
 from .sent_events import DEFAULT_MATCH_WINDOW
 from .write_lock import write_transaction
 
+# Longest the engine waits for a batch to be written before doing its database work anyway (writing a
+# batch of 256 takes a few milliseconds; a connection being opened may take longer).
+WRITE_WAIT_SECONDS = 0.05
+
 
 @dataclass(frozen=True)
 class Round:
@@ -109,6 +113,10 @@ class Dispatcher:
                 else:
                     claims = start_claims(self.engine, claims, self.lease_seconds)
             next_in_flight = self.sender.submit(claims) if claims else None
+            if next_in_flight is not None:
+                # Let the sending thread write the batch before this one takes the interpreter for
+                # the database work below (the round trip starts when the last request is out).
+                next_in_flight.wait_written(WRITE_WAIT_SECONDS)
             if results is not None:
                 finalize(self.engine, self.ledger, results, match_window=self.match_window)
             had_in_flight = in_flight is not None

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar
@@ -97,6 +97,38 @@ class SendOutcome:
         return not self.category
 
 
+class _Once:
+    """Counts one request down the first time it is called (it is called again, harmlessly, at the end)."""
+
+    __slots__ = ("countdown", "done")
+
+    def __init__(self, countdown: _Countdown) -> None:
+        self.countdown, self.done = countdown, False
+
+    def __call__(self) -> None:
+        if not self.done:
+            self.done = True
+            self.countdown.down()
+
+
+class _Countdown:
+    """A batch's requests not yet handed to a connection; ``event`` is set when none is left. Only the
+    loop's thread counts down; the caller's thread waits on the event."""
+
+    def __init__(self, count: int, event: threading.Event) -> None:
+        self.left, self.event = count, event
+        if count == 0:
+            event.set()
+
+    def one(self) -> _Once:
+        return _Once(self)
+
+    def down(self) -> None:
+        self.left -= 1
+        if self.left == 0:
+            self.event.set()
+
+
 class BulkSender:
     """Owns an event loop thread and a pool of at most ``concurrency`` keep-alive connections.
 
@@ -129,8 +161,11 @@ class BulkSender:
 
     # -- public ----------------------------------------------------------------------------------
 
-    def submit(self, requests: Sequence[BulkRequest]):
-        return asyncio.run_coroutine_threadsafe(self._send_all(list(requests)), self._loop)
+    def submit(self, requests: Sequence[BulkRequest], written: threading.Event | None = None):
+        """Send ``requests`` from the loop; returns a concurrent future of their outcomes. ``written`` is
+        set once every request has been handed to its connection or given up before that."""
+        countdown = _Countdown(len(requests), written or threading.Event())
+        return asyncio.run_coroutine_threadsafe(self._send_all(list(requests), countdown), self._loop)
 
     def send(self, requests: Sequence[BulkRequest]) -> list[SendOutcome]:
         return self.submit(requests).result()
@@ -145,7 +180,7 @@ class BulkSender:
 
     # -- inside the loop -------------------------------------------------------------------------
 
-    async def _send_all(self, requests: list[BulkRequest]) -> list[SendOutcome]:
+    async def _send_all(self, requests: list[BulkRequest], countdown: _Countdown) -> list[SendOutcome]:
         # The token services may touch the database: ask each once per batch, off the loop.
         started = datetime.now(UTC)
         sources: dict[int, TokenSource] = {}
@@ -161,7 +196,10 @@ class BulkSender:
                 tokens[key] = error
         return list(
             await asyncio.gather(
-                *(self._send_one(request, tokens[id(self._source(request))], started) for request in requests)
+                *(
+                    self._send_one(request, tokens[id(self._source(request))], started, countdown.one())
+                    for request in requests
+                )
             )
         )
 
@@ -169,14 +207,22 @@ class BulkSender:
         return request.tokens or self.tokens
 
     async def _send_one(
-        self, request: BulkRequest, token: str | WeChatError, batch_started: datetime
+        self, request: BulkRequest, token: str | WeChatError, batch_started: datetime, written: _Once
+    ) -> SendOutcome:
+        try:
+            return await self._send_counted(request, token, batch_started, written)
+        finally:
+            written()  # given up before writing (no token, no connection): it counts as done too
+
+    async def _send_counted(
+        self, request: BulkRequest, token: str | WeChatError, batch_started: datetime, written: _Once
     ) -> SendOutcome:
         if isinstance(token, WeChatError):
             return self._outcome(request, batch_started, self._never_sent(token, request.path))
         source = self._source(request)
         body = encode_json(request.body())
         started = datetime.now(UTC)
-        verdict = await self._post(request.path, body, token)
+        verdict = await self._post(request.path, body, token, written)
         if verdict.category is ErrorCategory.TOKEN:
             # Refused before acting on it, so one retry with a fresh token cannot duplicate the send.
             try:
@@ -191,7 +237,9 @@ class BulkSender:
             log.warning("WeChat send to %s: %s", request.touser, verdict.errmsg)
         return self._outcome(request, started, verdict)
 
-    async def _post(self, path: str, body: bytes, token: str) -> Verdict:
+    async def _post(
+        self, path: str, body: bytes, token: str, written: Callable[[], None] | None = None
+    ) -> Verdict:
         target = self._targets.get((path, token))
         if target is None:
             # A token lives for hours: keep the targets of the current ones only.
@@ -199,7 +247,7 @@ class BulkSender:
             target = self._targets[(path, token)] = f"{path}?access_token={quote(token, safe='')}"
         answer: HttpReply | NeverSent | LostAnswer
         try:
-            response = await self._pool.post(target, body, JSON_CONTENT_TYPE)
+            response = await self._pool.post(target, body, JSON_CONTENT_TYPE, on_written=written)
         except NotSent as exc:
             answer = NeverSent(str(exc))
         except AnswerLost as exc:

@@ -36,7 +36,7 @@ import select
 import ssl
 import time
 from base64 import b64encode
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
@@ -439,8 +439,17 @@ class KeepAlivePool:
         self._slots: asyncio.Semaphore | None = None
         self._idle: list[_Connection] = []
 
-    async def post(self, target: str, body: bytes, content_type: str) -> Response:
-        """POST ``body`` to ``prefix + target`` (path and query, already encoded); raises ``SendError``."""
+    async def post(
+        self,
+        target: str,
+        body: bytes,
+        content_type: str,
+        on_written: Callable[[], None] | None = None,
+    ) -> Response:
+        """POST ``body`` to ``prefix + target`` (path and query, already encoded); raises ``SendError``.
+
+        ``on_written``: called once the request is handed to its connection, before the answer is awaited.
+        """
         if self._slots is None:
             self._slots = asyncio.Semaphore(self._limit)
         head = (
@@ -458,6 +467,8 @@ class KeepAlivePool:
             except (OSError, RuntimeError) as exc:
                 connection.close()
                 raise AnswerLost(f"{type(exc).__name__} while writing the request") from exc
+            if on_written is not None:
+                on_written()
             timer = loop.call_later(
                 self.read_timeout,
                 connection.fail,

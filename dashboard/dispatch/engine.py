@@ -91,7 +91,8 @@ class Dispatcher:
         Pipelined: while a batch is in flight the next one is claimed (and its credits reserved) but
         not started; when the batch in flight has every answer, its slots are free, the next batch's
         start is committed and it goes out, and only then are the previous answers recorded, so the
-        database work overlaps WeChat's round trips. A kill thus leaves at most the batch in flight
+        database work overlaps WeChat's round trips (it starts once the batch is written:
+        ``PendingBatch.wait_written``). A kill thus leaves at most the batch in flight
         ``unknown``: the one claimed ahead has no start and goes back to the queue. A claimed batch
         never shares an openid with one in flight (those rows are ``sending``).
         """

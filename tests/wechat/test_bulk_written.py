@@ -25,7 +25,6 @@ class HoldingServer:
         self.read = threading.Semaphore(0)
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
-        self.threads: list[threading.Thread] = []
         threading.Thread(target=self._accept, daemon=True).start()
 
     @property
@@ -38,9 +37,7 @@ class HoldingServer:
                 connection, _ = self.listener.accept()
             except OSError:
                 return
-            thread = threading.Thread(target=self._answer, args=(connection,), daemon=True)
-            self.threads.append(thread)
-            thread.start()
+            threading.Thread(target=self._answer, args=(connection,), daemon=True).start()
 
     def _answer(self, connection: socket.socket) -> None:
         with connection:

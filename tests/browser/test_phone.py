@@ -46,7 +46,20 @@ OVERFLOW = """() => {
          ? "." + element.className.trim().split(/\\s+/).join(".") : "");
     culprits.push(name + " right=" + Math.round(right));
   }
-  return {scrollWidth: document.documentElement.scrollWidth, culprits: culprits.slice(0, 8)};
+  // A table may scroll inside its box, but not to reach a control: those rows stack (stack-rows).
+  const outOfReach = [];
+  for (const table of document.querySelectorAll("main table")) {
+    const edge = Math.min(table.getBoundingClientRect().right, width);
+    for (const control of table.querySelectorAll("a, button, select, input:not([type=hidden]), textarea")) {
+      const box = control.getBoundingClientRect();
+      if (box.width > 0 && box.right > edge + 0.5) {
+        outOfReach.push(control.tagName.toLowerCase() + " " + (control.textContent || control.name || "").trim().slice(0, 24)
+          + " in table" + (table.id ? "#" + table.id : "." + table.className.trim().split(/\\s+/).join(".")));
+      }
+    }
+  }
+  return {scrollWidth: document.documentElement.scrollWidth, culprits: culprits.slice(0, 8),
+          outOfReach: outOfReach.slice(0, 8)};
 }"""
 
 
@@ -145,13 +158,14 @@ def new_page(browser, viewport, **options):
 
 
 def overflowing_pages(page, live_server, paths: list[str]) -> dict[str, dict]:
-    """The pages (of ``paths``) wider than the phone, each with the elements that stick out."""
+    """The pages (of ``paths``) wider than the phone, or with a link, button or field in a table that
+    only scrolling the table sideways reaches, each with the elements at fault."""
     wide = {}
     for path in paths:
         response = page.goto(f"{live_server}{path}")
         assert response is not None and response.status < 500, path
         found = page.evaluate(OVERFLOW)
-        if found["scrollWidth"] > PHONE["width"]:
+        if found["scrollWidth"] > PHONE["width"] or found["outOfReach"]:
             wide[path] = found
     return wide
 

@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/dispatch.py --workers 1 --runs 3            # SQLite, N=20000, 256 in flight
     .venv/bin/python bench/dispatch.py --n 200000 --runs 1             # peak memory must stay flat as N grows
+    .venv/bin/python bench/dispatch.py --workers 1 --runs 3 --concurrency 64 --shape   # + the batch shape alone
     .venv/bin/python bench/dispatch.py --workers 2 --runs 3 --database-url postgresql+psycopg://postgres@127.0.0.1/tz_bench_dispatch
 
 What runs:
@@ -17,7 +18,13 @@ What runs:
    * the bare client: as many processes, each with the engine's keep-alive pool
      (``dashboard.wechat.keepalive.KeepAlivePool``, the same connection limit) and the same number of
      requests in flight, sending the same request bodies, with no database and no bookkeeping: the
-     ceiling the engine is measured against (its rate is printed as a ratio of this one).
+     ceiling the engine is measured against (its rate is printed as a ratio of this one);
+   * with ``--shape``, a third phase, the engine's *batch shape* without its database: as many
+     processes, each with the engine's bulk funnel (``dashboard.wechat.bulk.BulkSender``) sending
+     batches of the in-flight count the way ``Dispatcher.drain`` does (a durable record before each
+     batch, an fsync'd append standing for the start's commit; the next batch only once every answer of
+     the one in flight is back). What it loses against the bare client is the cost of issue 10's crash
+     story alone; what the engine loses against it is its database work.
 4. Rows written per message: every row the engine INSERTs or UPDATEs, per table, divided by the
    messages. PostgreSQL: ``pg_stat_user_tables`` (``n_tup_ins``, ``n_tup_upd``) before and after each
    engine phase. SQLite (no such counters): one extra, untimed engine run of ``--count-n`` messages on a
@@ -417,12 +424,72 @@ def run_bare(stub: str, n: int, concurrency: int) -> dict:
     }
 
 
-def run_bare_processes(stub: str, n: int, workers: int, concurrency: int) -> dict:
-    """``workers`` bare-client processes side by side, N split between them, started together."""
+def run_shape(stub: str, n: int, concurrency: int, journal: Path) -> dict:
+    """One process of the engine's batch shape with no database (``--shape``): ``n`` sends through the
+    engine's bulk funnel in batches of ``concurrency``; before each batch an fsync'd append to
+    ``journal`` (what committing the batch's start costs the engine), and the next batch only once every
+    answer of this one is back. Same request bodies as the bare client's."""
+    import threading
+
+    import requests
+
+    from dashboard.wechat.bulk import BulkSender, SendRequest
+
+    class OneToken:
+        def __init__(self) -> None:
+            reply = requests.post(
+                f"{stub}/cgi-bin/stable_token",
+                json={"grant_type": "client_credential", "appid": "wxbench", "secret": "s"},
+                timeout=10,
+            )
+            self.token = reply.json()["access_token"]
+
+        def get_token(self) -> str:
+            return self.token
+
+        def invalidate(self, failed_token: str) -> None:
+            return None
+
+    sender = BulkSender(stub, OneToken(), concurrency=concurrency)
+    ok = 0
+    cpu0 = time.process_time()
+    t0 = time.monotonic()
+    with open(journal, "ab") as record:
+        for first in range(0, n, concurrency):
+            batch = [
+                SendRequest(
+                    i,
+                    f"obench{i:08d}",
+                    "TBENCH",
+                    {"thing1": "您的订单已发货", "character_string2": f"A{i:010d}"},
+                )
+                for i in range(first, min(first + concurrency, n))
+            ]
+            record.write(b"%d\n" % first)
+            record.flush()
+            os.fsync(record.fileno())
+            written = threading.Event()
+            future = sender.submit(batch, written)
+            ok += sum(outcome.ok for outcome in future.result())
+    wall = time.monotonic() - t0
+    sender.close()
+    return {
+        "sent": ok,
+        "wall_s": wall,
+        "cpu_s": time.process_time() - cpu0,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+def run_bare_processes(
+    stub: str, n: int, workers: int, concurrency: int, child: str = "--bare-child"
+) -> dict:
+    """``workers`` bare-client (or ``--shape-child``) processes side by side, N split between them,
+    started together."""
     shares = [n // workers + (1 if k < n % workers else 0) for k in range(workers)]
     children = [
         subprocess.Popen(  # noqa: S603 (our own interpreter and script)
-            [sys.executable, __file__, "--concurrency", str(concurrency), "--bare-child", stub, str(share)],
+            [sys.executable, __file__, "--concurrency", str(concurrency), child, stub, str(share)],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -548,7 +615,14 @@ def main() -> int:
         help="print each engine worker's wall time by step (claim, start, wait, finalize) and by statement",
     )
     parser.add_argument("--engine-child", nargs=3, metavar=("DB", "STUB", "INSTANCE"), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--shape",
+        action="store_true",
+        help="also run the engine's batch shape without its database (bulk funnel, batches, a durable "
+        "record before each) and print the engine's rate as a ratio of it",
+    )
     parser.add_argument("--bare-child", nargs=2, metavar=("STUB", "N"), help=argparse.SUPPRESS)
+    parser.add_argument("--shape-child", nargs=2, metavar=("STUB", "N"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.engine_child:
         database_url, stub, instance = args.engine_child
@@ -563,6 +637,11 @@ def main() -> int:
     if args.bare_child:
         stub, n = args.bare_child
         print(json.dumps(run_bare(stub, int(n), args.concurrency)))
+        return 0
+    if args.shape_child:
+        stub, n = args.shape_child
+        with tempfile.TemporaryDirectory() as folder:  # the same file system as the bench's database
+            print(json.dumps(run_shape(stub, int(n), args.concurrency, Path(folder) / "journal")))
         return 0
 
     port = free_port()
@@ -592,6 +671,7 @@ def main() -> int:
     )
     engine_runs: dict[int, list[dict]] = {w: [] for w in worker_counts}
     bare_runs: dict[int, list[dict]] = {w: [] for w in worker_counts}
+    shape_runs: dict[int, list[dict]] = {w: [] for w in worker_counts}
     writes: dict[int, list[tuple[float, dict]]] = {w: [] for w in worker_counts}
     naive = None
     try:
@@ -612,7 +692,9 @@ def main() -> int:
                         run_db = Path(folder) / "run.db"
                         shutil.copyfile(seeded, run_db)
                         database_url = f"sqlite:///{run_db}"
-                    phases = ["bare", "engine"] if round_number % 2 == 0 else ["engine", "bare"]
+                    phases = ["bare", "shape", "engine"] if args.shape else ["bare", "engine"]
+                    shift = round_number % len(phases)  # each phase in each place in turn
+                    phases = phases[shift:] + phases[:shift]
                     for phase in phases:
                         print(
                             f"round {round_number + 1}, {workers} worker(s), {phase}: load {load()}",
@@ -622,6 +704,16 @@ def main() -> int:
                             bare = run_bare_processes(stub, args.n, workers, args.concurrency)
                             bare_runs[workers].append(bare)
                             print(f"  bare client: {bare['sent'] / bare['wall_s']:,.0f} msg/s", flush=True)
+                            continue
+                        if phase == "shape":
+                            shape = run_bare_processes(
+                                stub, args.n, workers, args.concurrency, "--shape-child"
+                            )
+                            shape_runs[workers].append(shape)
+                            print(
+                                f"  batch shape, no database: {shape['sent'] / shape['wall_s']:,.0f} msg/s",
+                                flush=True,
+                            )
                             continue
                         before = pg_write_counters(database_url) if postgres else None
                         engine = run_workers(
@@ -671,6 +763,14 @@ def main() -> int:
             f"{statistics.median(b['cpu_s'] / b['sent'] * 1000 for b in bare):.2f} | "
             f"{max(b['peak_rss_mb'] for b in bare):.0f} | | |"
         )
+        shape = shape_runs[workers]
+        if shape:
+            print(
+                f"| {workers} | batch shape, no database | {len(shape)} | "
+                f"{spread([b['sent'] / b['wall_s'] for b in shape])} | "
+                f"{statistics.median(b['cpu_s'] / b['sent'] * 1000 for b in shape):.2f} | "
+                f"{max(b['peak_rss_mb'] for b in shape):.0f} | | |"
+            )
         states = {json.dumps(e["states"], sort_keys=True) for e in engine}
         spent = sorted({e["spent_events"] for e in engine})
         print(
@@ -696,6 +796,20 @@ def main() -> int:
             f"{workers} worker(s): engine / bare client = {median_ratio:.2f} (medians); per round "
             + ", ".join(f"{r:.2f}" for r in ratios)
         )
+        if shape_runs[workers]:
+            rate = lambda runs, key: [r[key] / r["wall_s"] for r in runs]  # noqa: E731
+            bare_rates, shape_rates = rate(bare_runs[workers], "sent"), rate(shape_runs[workers], "sent")
+            engine_rates = rate(engine_runs[workers], "claimed")
+            print(
+                f"  batch shape / bare client = "
+                f"{statistics.median(shape_rates) / statistics.median(bare_rates):.2f} (medians); per round "
+                + ", ".join(f"{s / b:.2f}" for s, b in zip(shape_rates, bare_rates, strict=True))
+            )
+            print(
+                f"  engine / batch shape = "
+                f"{statistics.median(engine_rates) / statistics.median(shape_rates):.2f} (medians); per round "
+                + ", ".join(f"{e / s:.2f}" for e, s in zip(engine_rates, shape_rates, strict=True))
+            )
         for per, detail in writes[workers][:1] if not postgres else writes[workers]:
             print(
                 f"  rows written per message: {per:.2f} ("

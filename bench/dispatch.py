@@ -24,7 +24,8 @@ What runs:
      batches of the in-flight count the way ``Dispatcher.drain`` does (a durable record before each
      batch, an fsync'd append standing for the start's commit; the next batch only once every answer of
      the one in flight is back). What it loses against the bare client is the cost of issue 10's crash
-     story alone; what the engine loses against it is its database work.
+     story alone; what the engine loses against it is its database work. ``--shape-group G``: the
+     other shape that story allows, the slots refilled as soon as G are free, each refill recorded first.
 4. Rows written per message: every row the engine INSERTs or UPDATEs, per table, divided by the
    messages. PostgreSQL: ``pg_stat_user_tables`` (``n_tup_ins``, ``n_tup_upd``) before and after each
    engine phase. SQLite (no such counters): one extra, untimed engine run of ``--count-n`` messages on a
@@ -424,12 +425,17 @@ def run_bare(stub: str, n: int, concurrency: int) -> dict:
     }
 
 
-def run_shape(stub: str, n: int, concurrency: int, journal: Path) -> dict:
+def run_shape(stub: str, n: int, concurrency: int, journal: Path, group: int = 0) -> dict:
     """One process of the engine's batch shape with no database (``--shape``): ``n`` sends through the
     engine's bulk funnel in batches of ``concurrency``; before each batch an fsync'd append to
     ``journal`` (what committing the batch's start costs the engine), and the next batch only once every
-    answer of this one is back. Same request bodies as the bare client's."""
+    answer of this one is back. Same request bodies as the bare client's.
+
+    ``group`` (``--shape-group``, under ``concurrency``): the other shape issue 10 allows, slots refilled
+    as they free instead of a batch at a time: whenever ``group`` slots are free, as many as are free go
+    out (an fsync'd record first) while the others are still in flight."""
     import threading
+    from concurrent.futures import FIRST_COMPLETED, wait
 
     import requests
 
@@ -451,26 +457,33 @@ def run_shape(stub: str, n: int, concurrency: int, journal: Path) -> dict:
             return None
 
     sender = BulkSender(stub, OneToken(), concurrency=concurrency)
-    ok = 0
+    group = group if 0 < group < concurrency else concurrency
+    ok, first, free, in_flight = 0, 0, concurrency, {}
     cpu0 = time.process_time()
     t0 = time.monotonic()
     with open(journal, "ab") as record:
-        for first in range(0, n, concurrency):
-            batch = [
-                SendRequest(
-                    i,
-                    f"obench{i:08d}",
-                    "TBENCH",
-                    {"thing1": "您的订单已发货", "character_string2": f"A{i:010d}"},
-                )
-                for i in range(first, min(first + concurrency, n))
-            ]
-            record.write(b"%d\n" % first)
-            record.flush()
-            os.fsync(record.fileno())
-            written = threading.Event()
-            future = sender.submit(batch, written)
-            ok += sum(outcome.ok for outcome in future.result())
+        while first < n or in_flight:
+            if first < n and free >= min(group, n - first):
+                size = min(free, n - first)
+                batch = [
+                    SendRequest(
+                        i,
+                        f"obench{i:08d}",
+                        "TBENCH",
+                        {"thing1": "您的订单已发货", "character_string2": f"A{i:010d}"},
+                    )
+                    for i in range(first, first + size)
+                ]
+                record.write(b"%d\n" % first)
+                record.flush()
+                os.fsync(record.fileno())
+                in_flight[sender.submit(batch, threading.Event())] = size
+                first, free = first + size, free - size
+                continue
+            done, _ = wait(list(in_flight), return_when=FIRST_COMPLETED)
+            for future in done:
+                ok += sum(outcome.ok for outcome in future.result())
+                free += in_flight.pop(future)
     wall = time.monotonic() - t0
     sender.close()
     return {
@@ -482,14 +495,24 @@ def run_shape(stub: str, n: int, concurrency: int, journal: Path) -> dict:
 
 
 def run_bare_processes(
-    stub: str, n: int, workers: int, concurrency: int, child: str = "--bare-child"
+    stub: str, n: int, workers: int, concurrency: int, child: str = "--bare-child", shape_group: int = 0
 ) -> dict:
     """``workers`` bare-client (or ``--shape-child``) processes side by side, N split between them,
     started together."""
     shares = [n // workers + (1 if k < n % workers else 0) for k in range(workers)]
     children = [
         subprocess.Popen(  # noqa: S603 (our own interpreter and script)
-            [sys.executable, __file__, "--concurrency", str(concurrency), child, stub, str(share)],
+            [
+                sys.executable,
+                __file__,
+                "--concurrency",
+                str(concurrency),
+                "--shape-group",
+                str(shape_group),
+                child,
+                stub,
+                str(share),
+            ],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -621,6 +644,14 @@ def main() -> int:
         help="also run the engine's batch shape without its database (bulk funnel, batches, a durable "
         "record before each) and print the engine's rate as a ratio of it",
     )
+    parser.add_argument(
+        "--shape-group",
+        type=int,
+        default=0,
+        metavar="G",
+        help="with --shape: refill the slots as soon as G are free (each refill with its own record) "
+        "instead of a batch of the whole in-flight count after the last answer",
+    )
     parser.add_argument("--bare-child", nargs=2, metavar=("STUB", "N"), help=argparse.SUPPRESS)
     parser.add_argument("--shape-child", nargs=2, metavar=("STUB", "N"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -641,7 +672,11 @@ def main() -> int:
     if args.shape_child:
         stub, n = args.shape_child
         with tempfile.TemporaryDirectory() as folder:  # the same file system as the bench's database
-            print(json.dumps(run_shape(stub, int(n), args.concurrency, Path(folder) / "journal")))
+            print(
+                json.dumps(
+                    run_shape(stub, int(n), args.concurrency, Path(folder) / "journal", args.shape_group)
+                )
+            )
         return 0
 
     port = free_port()
@@ -672,6 +707,11 @@ def main() -> int:
     engine_runs: dict[int, list[dict]] = {w: [] for w in worker_counts}
     bare_runs: dict[int, list[dict]] = {w: [] for w in worker_counts}
     shape_runs: dict[int, list[dict]] = {w: [] for w in worker_counts}
+    shape_name = (
+        f"refilled at {args.shape_group} free, no database"
+        if 0 < args.shape_group < args.concurrency
+        else "batch shape, no database"
+    )
     writes: dict[int, list[tuple[float, dict]]] = {w: [] for w in worker_counts}
     naive = None
     try:
@@ -707,11 +747,11 @@ def main() -> int:
                             continue
                         if phase == "shape":
                             shape = run_bare_processes(
-                                stub, args.n, workers, args.concurrency, "--shape-child"
+                                stub, args.n, workers, args.concurrency, "--shape-child", args.shape_group
                             )
                             shape_runs[workers].append(shape)
                             print(
-                                f"  batch shape, no database: {shape['sent'] / shape['wall_s']:,.0f} msg/s",
+                                f"  {shape_name}: {shape['sent'] / shape['wall_s']:,.0f} msg/s",
                                 flush=True,
                             )
                             continue
@@ -766,7 +806,7 @@ def main() -> int:
         shape = shape_runs[workers]
         if shape:
             print(
-                f"| {workers} | batch shape, no database | {len(shape)} | "
+                f"| {workers} | {shape_name} | {len(shape)} | "
                 f"{spread([b['sent'] / b['wall_s'] for b in shape])} | "
                 f"{statistics.median(b['cpu_s'] / b['sent'] * 1000 for b in shape):.2f} | "
                 f"{max(b['peak_rss_mb'] for b in shape):.0f} | | |"
@@ -801,12 +841,12 @@ def main() -> int:
             bare_rates, shape_rates = rate(bare_runs[workers], "sent"), rate(shape_runs[workers], "sent")
             engine_rates = rate(engine_runs[workers], "claimed")
             print(
-                f"  batch shape / bare client = "
+                f"  {shape_name.split(',')[0]} / bare client = "
                 f"{statistics.median(shape_rates) / statistics.median(bare_rates):.2f} (medians); per round "
                 + ", ".join(f"{s / b:.2f}" for s, b in zip(shape_rates, bare_rates, strict=True))
             )
             print(
-                f"  engine / batch shape = "
+                f"  engine / {shape_name.split(',')[0]} = "
                 f"{statistics.median(engine_rates) / statistics.median(shape_rates):.2f} (medians); per round "
                 + ", ".join(f"{e / s:.2f}" for e, s in zip(engine_rates, shape_rates, strict=True))
             )

@@ -9,6 +9,7 @@ Run by ``make run`` and ``make test``; the compiled ``.mo`` files are build outp
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import sys
 from pathlib import Path
@@ -97,12 +98,23 @@ def main() -> int:
     for locale, catalog in (("zh", zh), ("en", en)):
         folder = OUT / locale / "LC_MESSAGES"
         folder.mkdir(parents=True, exist_ok=True)
-        with open(folder / "messages.po", "wb") as po:
-            write_po(po, catalog, omit_header=False, sort_output=True)
-        with open(folder / "messages.mo", "wb") as mo:
-            write_mo(mo, catalog)
+        po, mo = io.BytesIO(), io.BytesIO()
+        write_po(po, catalog, omit_header=False, sort_output=True)
+        write_mo(mo, catalog)
+        replace_if_changed(folder / "messages.po", po.getvalue())
+        replace_if_changed(folder / "messages.mo", mo.getvalue())
     print(f"Built catalogs: {len(zh)} strings translated, {len(missing)} missing.")
     return 0
+
+
+def replace_if_changed(path: Path, content: bytes) -> None:
+    """Write ``content`` to ``path`` whole or not at all: a server, or a test process started beside this
+    one (``make test`` runs two), reading the catalog never sees half of it."""
+    if path.exists() and path.read_bytes() == content:
+        return
+    partial = path.with_name(f".{path.name}.{os.getpid()}")
+    partial.write_bytes(content)
+    os.replace(partial, path)
 
 
 if __name__ == "__main__":

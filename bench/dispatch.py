@@ -494,7 +494,7 @@ def run_shape(stub: str, n: int, concurrency: int, journal: Path, group: int = 0
     }
 
 
-def run_bare_processes(
+def run_client_processes(
     stub: str, n: int, workers: int, concurrency: int, child: str = "--bare-child", shape_group: int = 0
 ) -> dict:
     """``workers`` bare-client (or ``--shape-child``) processes side by side, N split between them,
@@ -707,11 +707,10 @@ def main() -> int:
     engine_runs: dict[int, list[dict]] = {w: [] for w in worker_counts}
     bare_runs: dict[int, list[dict]] = {w: [] for w in worker_counts}
     shape_runs: dict[int, list[dict]] = {w: [] for w in worker_counts}
-    shape_name = (
-        f"refilled at {args.shape_group} free, no database"
-        if 0 < args.shape_group < args.concurrency
-        else "batch shape, no database"
+    shape_label = (
+        f"refilled at {args.shape_group} free" if 0 < args.shape_group < args.concurrency else "batch shape"
     )
+    shape_name = f"{shape_label}, no database"
     writes: dict[int, list[tuple[float, dict]]] = {w: [] for w in worker_counts}
     naive = None
     try:
@@ -741,12 +740,12 @@ def main() -> int:
                             flush=True,
                         )
                         if phase == "bare":
-                            bare = run_bare_processes(stub, args.n, workers, args.concurrency)
+                            bare = run_client_processes(stub, args.n, workers, args.concurrency)
                             bare_runs[workers].append(bare)
                             print(f"  bare client: {bare['sent'] / bare['wall_s']:,.0f} msg/s", flush=True)
                             continue
                         if phase == "shape":
-                            shape = run_bare_processes(
+                            shape = run_client_processes(
                                 stub, args.n, workers, args.concurrency, "--shape-child", args.shape_group
                             )
                             shape_runs[workers].append(shape)
@@ -837,16 +836,16 @@ def main() -> int:
             + ", ".join(f"{r:.2f}" for r in ratios)
         )
         if shape_runs[workers]:
-            rate = lambda runs, key: [r[key] / r["wall_s"] for r in runs]  # noqa: E731
-            bare_rates, shape_rates = rate(bare_runs[workers], "sent"), rate(shape_runs[workers], "sent")
-            engine_rates = rate(engine_runs[workers], "claimed")
+            bare_rates = [r["sent"] / r["wall_s"] for r in bare_runs[workers]]
+            shape_rates = [r["sent"] / r["wall_s"] for r in shape_runs[workers]]
+            engine_rates = [r["claimed"] / r["wall_s"] for r in engine_runs[workers]]
             print(
-                f"  {shape_name.split(',')[0]} / bare client = "
+                f"  {shape_label} / bare client = "
                 f"{statistics.median(shape_rates) / statistics.median(bare_rates):.2f} (medians); per round "
                 + ", ".join(f"{s / b:.2f}" for s, b in zip(shape_rates, bare_rates, strict=True))
             )
             print(
-                f"  engine / {shape_name.split(',')[0]} = "
+                f"  engine / {shape_label} = "
                 f"{statistics.median(engine_rates) / statistics.median(shape_rates):.2f} (medians); per round "
                 + ", ".join(f"{e / s:.2f}" for e, s in zip(engine_rates, shape_rates, strict=True))
             )

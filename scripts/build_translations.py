@@ -109,7 +109,7 @@ def main() -> int:
 
 def replace_if_changed(path: Path, content: bytes) -> None:
     """Write ``content`` to ``path`` whole or not at all: a server, or a test process started beside this
-    one (``make test`` runs two), reading the catalog never sees half of it."""
+    one (``make test`` runs one per core), reading the catalog never sees half of it."""
     if path.exists() and path.read_bytes() == content:
         return
     partial = path.with_name(f".{path.name}.{os.getpid()}")

@@ -62,3 +62,11 @@ def test_a_persons_name_and_a_things_name_read_differently_in_chinese(client, au
         html = client.get(page, follow_redirects=True).get_data(as_text=True)
         assert "名称" in html, page
         assert "姓名" not in html, page
+
+
+def test_a_placeholder_in_angle_brackets_reaches_the_page_as_text_in_both_languages(client, auth):
+    """``<key>`` in the API keys page's sentence is escaped (it is a parameter), not sent as a tag."""
+    auth.login("admin")
+    assert "Authorization: Bearer &lt;密钥&gt;" in client.get("/settings/api-keys/").get_data(as_text=True)
+    client.post("/language/en", data={"next": "/"})
+    assert "Authorization: Bearer &lt;key&gt;" in client.get("/settings/api-keys/").get_data(as_text=True)

@@ -2,7 +2,9 @@
 
 ZH = {
     "API keys": "API 密钥",
-    "Other back ends send transactional messages with POST /api/v1/messages and a key: Authorization: Bearer <key>.": "其他后端使用 POST /api/v1/messages 和密钥发送单条消息：Authorization: Bearer <密钥>。",
+    # The header is a parameter: a literal <key> in the sentence would reach the page as a tag.
+    "Other back ends send transactional messages with POST /api/v1/messages and a key: %(header)s.": "其他后端使用 POST /api/v1/messages 和密钥发送单条消息：%(header)s。",
+    "Authorization: Bearer <key>": "Authorization: Bearer <密钥>",
     "Key %(name)s created": "已创建密钥 %(name)s",
     "Copy it now: it is shown only this once and cannot be recovered.": "请立即复制：它只显示这一次，之后无法找回。",
     "Key": "密钥",
